@@ -1,0 +1,3 @@
+//! misp-domaintools: the DomainTools modules for MISP, served over the misp-modules protocol.
+
+pub mod domaintools;

@@ -1,3 +1,79 @@
 //! misp-domaintools: the DomainTools modules for MISP, served over the misp-modules protocol.
+//!
+//! # Layout
+//! - [`config`]: the command line and environment settings (the only reader of env vars).
+//! - [`server`]: `router(state)`, `serve(listener, state, shutdown)` and the HTTP handlers.
+//! - [`protocol`]: the misp-modules request and reply format.
+//! - [`registry`]: the explicit list of modules and the `/modules` listing.
+//! - [`modules`]: one file per DomainTools module, each with a pure mapping function.
+//! - [`misp`]: MISP result entries, de-duplication and hover/stored rendering.
+//! - [`domain`]: registrable-domain reduction (ICANN public suffixes, like the reference).
+//! - [`pyfmt`]: the Python formatting the reference's output depends on.
+//! - [`domaintools`]: the DomainTools API client (knows nothing of MISP or axum).
+//! - [`telemetry`]: logging set-up.
 
+pub mod config;
+pub mod domain;
 pub mod domaintools;
+pub mod misp;
+pub mod modules;
+pub mod protocol;
+pub mod pyfmt;
+pub mod registry;
+pub mod server;
+pub mod telemetry;
+
+use std::future::Future;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use tokio::net::TcpListener;
+
+use crate::config::Config;
+use crate::domaintools::{Client, ClientConfig, Proxy};
+use crate::protocol::DefaultCredentials;
+use crate::server::{AppState, Options};
+
+/// Runs the server described by `config` until `shutdown` completes.
+pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    telemetry::init(&config.log_level, config.log_format);
+    domain::warm_up();
+    let state = build_state(&config, config.api_url.clone(), None)?;
+    let listener = TcpListener::bind((config.listen.as_str(), config.port))
+        .await
+        .with_context(|| format!("cannot listen on {}:{}", config.listen, config.port))?;
+    tracing::info!(
+        address = %listener.local_addr()?,
+        api_url = %config.api_url,
+        modules = state.registry().modules().len(),
+        "misp-domaintools {} listening",
+        env!("CARGO_PKG_VERSION")
+    );
+    server::serve(listener, state, shutdown).await?;
+    Ok(())
+}
+
+/// Builds the server state for `config`, talking to DomainTools at `api_url`; `forced`
+/// credentials (demo mode) replace any the requests carry.
+fn build_state(config: &Config, api_url: String, forced: Option<DefaultCredentials>) -> anyhow::Result<AppState> {
+    let mut client_config = ClientConfig::new("MISP", env!("CARGO_PKG_VERSION"));
+    client_config.base_url = api_url;
+    client_config.timeout = Duration::from_secs(config.upstream_timeout.max(1));
+    client_config.proxy = match &config.proxy {
+        Some(url) => Proxy::Url(url.clone()),
+        None => Proxy::FromEnvironment,
+    };
+    let client = Client::new(client_config).context("DomainTools client")?;
+    let registry = registry::Registry::new(registry::MODULES).map_err(anyhow::Error::msg)?;
+    let default_credentials = forced.clone().unwrap_or_else(|| DefaultCredentials {
+        username: config.username.clone(),
+        api_key: config.api_key.as_ref().map(|k| k.expose().to_owned()),
+    });
+    let options = Options {
+        default_credentials,
+        demo: forced.is_some(),
+        body_limit: config.body_limit,
+        ..Options::default()
+    };
+    Ok(AppState::new(registry, client, options))
+}

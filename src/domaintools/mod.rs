@@ -1,5 +1,12 @@
-//! A DomainTools API client, written as if it were its own crate: it knows nothing of axum or MISP.
+//! A DomainTools API client, written as if it were its own crate: it knows nothing of axum or
+//! MISP. Requests are HMAC-signed ([`auth`]), errors are one typed enum ([`Error`]).
 
 pub mod auth;
+pub mod client;
+pub mod error;
+pub mod types;
 
 pub use auth::{Credentials, SignHash};
+pub use client::{Caller, Client, ClientConfig, Proxy, DEFAULT_BASE_URL};
+pub use error::Error;
+pub use types::IrisResponse;

@@ -1,0 +1,130 @@
+//! The server's settings: one clap struct, every flag also readable from the environment.
+//! Nothing else in the program reads environment variables.
+
+use std::fmt;
+use std::str::FromStr;
+
+use clap::{Parser, ValueEnum};
+
+use crate::domaintools::DEFAULT_BASE_URL;
+
+/// A secret setting: usable, never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The secret itself, for the one place that needs it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl FromStr for Secret {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Secret(s.to_owned()))
+    }
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line, for log pipelines.
+    Json,
+}
+
+/// misp-domaintools: DomainTools modules for MISP, served over the misp-modules protocol.
+///
+/// Point MISP's enrichment and import services (Server settings → Plugin settings →
+/// Enrichment/Import → services URL and port) at this server instead of misp-modules.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "misp-domaintools", version, about, long_about)]
+pub struct Config {
+    /// Address to listen on (misp-modules' -l).
+    #[arg(short = 'l', long, env = "MISP_DOMAINTOOLS_LISTEN", default_value = "127.0.0.1")]
+    pub listen: String,
+
+    /// Port to listen on (misp-modules' -p).
+    #[arg(short = 'p', long, env = "MISP_DOMAINTOOLS_PORT", default_value_t = 6666)]
+    pub port: u16,
+
+    /// DomainTools API base URL.
+    #[arg(long, env = "DOMAINTOOLS_API_URL", default_value = DEFAULT_BASE_URL)]
+    pub api_url: String,
+
+    /// DomainTools API username used when a request's config has none (MISP sends null for an
+    /// unset module setting). A username set in MISP wins.
+    #[arg(long, env = "DOMAINTOOLS_USERNAME")]
+    pub username: Option<String>,
+
+    /// DomainTools API key used when a request's config has none. A key set in MISP wins.
+    #[arg(long, env = "DOMAINTOOLS_API_KEY", hide_env_values = true)]
+    pub api_key: Option<Secret>,
+
+    /// Longest time, in seconds, one DomainTools call may take.
+    #[arg(long, env = "MISP_DOMAINTOOLS_UPSTREAM_TIMEOUT", default_value_t = 8)]
+    pub upstream_timeout: u64,
+
+    /// Outbound proxy URL for DomainTools calls (default: HTTPS_PROXY/HTTP_PROXY/NO_PROXY).
+    #[arg(long, env = "MISP_DOMAINTOOLS_PROXY")]
+    pub proxy: Option<String>,
+
+    /// Largest accepted /query body, in bytes.
+    #[arg(long, env = "MISP_DOMAINTOOLS_BODY_LIMIT", default_value_t = 8 * 1024 * 1024)]
+    pub body_limit: usize,
+
+    /// Log format.
+    #[arg(long, env = "MISP_DOMAINTOOLS_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+
+    /// Log filter (error, warn, info, debug, trace, or per-target directives).
+    #[arg(long, env = "RUST_LOG", default_value = "info")]
+    pub log_level: String,
+
+    /// Serve bundled sample data through the built-in fake DomainTools API: no credentials and
+    /// no network needed. Every result says it is demo data.
+    #[arg(long, env = "MISP_DOMAINTOOLS_DEMO")]
+    pub demo: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn defaults_match_misp_modules() {
+        let c = Config::try_parse_from(["misp-domaintools"]).unwrap();
+        assert_eq!((c.listen.as_str(), c.port), ("127.0.0.1", 6666));
+        assert_eq!(c.api_url, "https://api.domaintools.com");
+        assert_eq!(c.upstream_timeout, 8);
+        assert_eq!(c.body_limit, 8 * 1024 * 1024);
+        assert!(!c.demo);
+    }
+
+    #[test]
+    fn short_flags_like_misp_modules() {
+        let c = Config::try_parse_from(["x", "-l", "0.0.0.0", "-p", "7000", "--api-key", "k"]).unwrap();
+        assert_eq!((c.listen.as_str(), c.port), ("0.0.0.0", 7000));
+        assert!(!format!("{c:?}").contains("\"k\""), "the key is redacted in Debug");
+    }
+
+    #[test]
+    fn help_names_every_environment_variable() {
+        let help = Config::command().render_long_help().to_string();
+        for var in ["MISP_DOMAINTOOLS_LISTEN", "MISP_DOMAINTOOLS_PORT", "DOMAINTOOLS_API_URL", "DOMAINTOOLS_USERNAME",
+                    "DOMAINTOOLS_API_KEY", "MISP_DOMAINTOOLS_UPSTREAM_TIMEOUT", "MISP_DOMAINTOOLS_PROXY",
+                    "MISP_DOMAINTOOLS_BODY_LIMIT", "MISP_DOMAINTOOLS_LOG_FORMAT", "RUST_LOG", "MISP_DOMAINTOOLS_DEMO"] {
+            assert!(help.contains(var), "{var} missing from --help");
+        }
+        Config::command().debug_assert();
+    }
+}

@@ -1,0 +1,105 @@
+//! The one error type of the DomainTools client. Its `Display` is written for the person who
+//! reads it in MISP: it never holds a key, a signature or a request URL.
+
+use std::time::Duration;
+
+/// Everything that can go wrong talking to DomainTools.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    /// DomainTools answered with an error status; `message` comes from its error envelope
+    /// (or is the status's reason phrase when the body carried none).
+    #[error("DomainTools API error {status}: {message}")]
+    Api {
+        /// The HTTP status.
+        status: u16,
+        /// DomainTools' own explanation.
+        message: String,
+    },
+    /// No answer within the allowed time.
+    #[error("DomainTools API did not answer within {} s", .0.as_secs().max(1))]
+    Timeout(Duration),
+    /// The API could not be reached at all (DNS, refused connection, TLS).
+    #[error("could not connect to the DomainTools API ({0})")]
+    Connect(String),
+    /// The connection broke while the request or the answer was under way.
+    #[error("the connection to the DomainTools API failed ({0})")]
+    Transport(String),
+    /// The answer arrived but is not what this endpoint returns.
+    #[error("the DomainTools API sent an answer that could not be read ({0})")]
+    Decode(String),
+    /// The lookup value cannot be sent safely (for instance it would change the request path).
+    #[error("{0}")]
+    InvalidInput(String),
+    /// The client was built with unusable settings.
+    #[error("invalid DomainTools client setting: {0}")]
+    Config(String),
+}
+
+impl Error {
+    /// Whether trying the same call again later may succeed (rate limits, overload, broken
+    /// connections), as opposed to answers that will not change.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Error::Api { status, .. } => *status == 503 || *status == 502 || *status == 504,
+            Error::Timeout(_) | Error::Connect(_) | Error::Transport(_) => true,
+            Error::Decode(_) | Error::InvalidInput(_) | Error::Config(_) => false,
+        }
+    }
+
+    /// Builds a transport error from reqwest's, with the URL (which holds the signature of GET
+    /// requests) stripped and the cause chain kept.
+    pub(crate) fn from_reqwest(err: reqwest::Error, timeout: Duration) -> Self {
+        if err.is_timeout() {
+            return Error::Timeout(timeout);
+        }
+        let connect = err.is_connect();
+        let err = err.without_url();
+        let mut text = err.to_string();
+        let mut source = std::error::Error::source(&err);
+        while let Some(cause) = source {
+            let cause_text = cause.to_string();
+            if !text.contains(&cause_text) {
+                text.push_str(": ");
+                text.push_str(&cause_text);
+            }
+            source = cause.source();
+        }
+        if connect {
+            Error::Connect(text)
+        } else {
+            Error::Transport(text)
+        }
+    }
+}
+
+/// Shortcut for results of this client.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_read_like_the_compatibility_policy() {
+        let e = Error::Api {
+            status: 403,
+            message: "You are not authorized to access this API product.".into(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "DomainTools API error 403: You are not authorized to access this API product."
+        );
+        assert_eq!(
+            Error::Timeout(Duration::from_secs(8)).to_string(),
+            "DomainTools API did not answer within 8 s"
+        );
+    }
+
+    #[test]
+    fn transient_errors_are_the_retryable_ones() {
+        assert!(Error::Api { status: 503, message: String::new() }.is_transient());
+        assert!(!Error::Api { status: 403, message: String::new() }.is_transient());
+        assert!(Error::Timeout(Duration::from_secs(1)).is_transient());
+        assert!(!Error::Decode(String::new()).is_transient());
+    }
+}

@@ -1,0 +1,233 @@
+//! The MISP result entries the modules emit, the reference's de-duplication rule, and the two
+//! renderings MISP needs: `{label: value}` for hover popovers, `[value]` for stored attributes.
+
+use std::collections::HashSet;
+
+use serde_json::{json, Map, Value};
+
+use crate::pyfmt;
+
+/// The category the reference puts on almost every entry.
+pub const EXTERNAL_ANALYSIS: &str = "External analysis";
+
+/// One result entry, before rendering.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Entry {
+    /// MISP attribute types; the first is the default MISP proposes.
+    pub types: Vec<&'static str>,
+    /// What the value is ("Registrar", "IP Address"): the hover label.
+    pub label: String,
+    /// The value, with its JSON type kept (ints stay ints in hover popovers, as the reference).
+    pub value: Value,
+    /// Per-attribute comment.
+    pub comment: String,
+    /// Tags, in first-insertion order, without duplicates.
+    pub tags: Vec<String>,
+    /// MISP categories; `None` leaves the key out, as the reference does for a few entries.
+    pub categories: Option<Vec<&'static str>>,
+}
+
+impl Entry {
+    /// An entry in the External analysis category.
+    pub fn new(
+        types: &[&'static str],
+        label: impl Into<String>,
+        value: impl Into<Value>,
+        comment: impl Into<String>,
+        tags: &[&str],
+    ) -> Self {
+        Self {
+            types: types.to_vec(),
+            label: label.into(),
+            value: value.into(),
+            comment: comment.into(),
+            tags: dedup_tags(tags.iter().copied()),
+            categories: Some(vec![EXTERNAL_ANALYSIS]),
+        }
+    }
+
+    /// Replaces the categories (`None` removes the key).
+    pub fn categories(mut self, categories: Option<&[&'static str]>) -> Self {
+        self.categories = categories.map(<[&str]>::to_vec);
+        self
+    }
+}
+
+/// Tags without duplicates, first occurrence first (the reference's order depends on Python's
+/// hash seed; ours is stable: compatibility fix 2).
+pub fn dedup_tags<'a>(tags: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for tag in tags {
+        if !out.iter().any(|t| t == tag) {
+            out.push(tag.to_owned());
+        }
+    }
+    out
+}
+
+/// The entries of one request, de-duplicated across all of the request's lookups like the
+/// reference: the key is the label plus Python's `str()` of the value, the first one wins, and
+/// an entry whose value is the empty string is dropped.
+#[derive(Debug, Default)]
+pub struct Payload {
+    entries: Vec<Entry>,
+    seen: HashSet<(String, String)>,
+}
+
+impl Payload {
+    /// An empty payload.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds the entry unless it is empty or already present; says whether it was added.
+    pub fn push(&mut self, entry: Entry) -> bool {
+        if entry.value.as_str() == Some("") {
+            return false;
+        }
+        let key = (entry.label.clone(), pyfmt::py_str(&entry.value));
+        if !self.seen.insert(key) {
+            return false;
+        }
+        self.entries.push(entry);
+        true
+    }
+
+    /// Whether nothing was added.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Number of entries.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// The entries, in insertion order.
+    pub fn entries(&self) -> &[Entry] {
+        &self.entries
+    }
+
+    /// Consumes the payload.
+    pub fn into_entries(self) -> Vec<Entry> {
+        self.entries
+    }
+}
+
+/// How MISP will use the results, which decides the shape of `values`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Form {
+    /// A hover popover (no `event_id` in the request): `values` is `{label: value}`, which MISP
+    /// renders as "label: value".
+    Hover,
+    /// Enrichment, bulk enrichment or import (`event_id` present): MISP stores each value as
+    /// an attribute, so `values` is `["value"]` and the label moves into the comment
+    /// (compatibility fix 3).
+    Stored,
+}
+
+/// Renders entries as MISP's legacy result list. `note`, when given, is put in front of every
+/// comment (the demo mode's warning).
+pub fn render(entries: &[Entry], form: Form, note: Option<&str>) -> Vec<Value> {
+    entries
+        .iter()
+        .filter_map(|entry| render_one(entry, form, note))
+        .collect()
+}
+
+fn render_one(entry: &Entry, form: Form, note: Option<&str>) -> Option<Value> {
+    let (values, comment) = match form {
+        Form::Hover => {
+            let mut values = Map::new();
+            values.insert(entry.label.clone(), entry.value.clone());
+            (Value::Object(values), entry.comment.clone())
+        }
+        Form::Stored => {
+            // MISP drops null and empty values anyway; a null cannot become an attribute.
+            if entry.value.is_null() {
+                return None;
+            }
+            let value = match &entry.value {
+                Value::String(s) => s.clone(),
+                other => pyfmt::py_str(other),
+            };
+            (json!([value]), stored_comment(&entry.label, &entry.comment))
+        }
+    };
+    let comment = match note {
+        Some(note) => format!("{note} {comment}"),
+        None => comment,
+    };
+    let mut out = Map::new();
+    out.insert("types".into(), json!(entry.types));
+    out.insert("values".into(), values);
+    out.insert("comment".into(), Value::String(comment));
+    out.insert("tags".into(), json!(entry.tags));
+    if let Some(categories) = &entry.categories {
+        out.insert("categories".into(), json!(categories));
+    }
+    Some(Value::Object(out))
+}
+
+/// The comment of a stored attribute: the reference's comment, with the hover label in front
+/// when the comment does not already name it.
+fn stored_comment(label: &str, comment: &str) -> String {
+    if comment.to_lowercase().contains(&label.to_lowercase()) {
+        comment.to_owned()
+    } else {
+        format!("{label}: {comment}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(label: &str, value: Value) -> Entry {
+        Entry::new(&["text"], label, value, format!("{label} from DomainTools"), &["DomainTools"])
+    }
+
+    #[test]
+    fn dedup_is_on_label_and_python_str_first_wins() {
+        let mut p = Payload::new();
+        assert!(p.push(entry("Rank", json!(1))));
+        assert!(!p.push(entry("Rank", json!("1"))), "str(1) == '1'");
+        assert!(p.push(entry("Other", json!(1))));
+        assert!(!p.push(entry("Empty", json!(""))));
+        assert!(p.push(entry("Null", Value::Null)));
+        assert_eq!(p.len(), 3);
+    }
+
+    #[test]
+    fn hover_form_keeps_label_and_json_type() {
+        let out = render(&[entry("Rank", json!(1))], Form::Hover, None);
+        assert_eq!(
+            out[0],
+            json!({"types": ["text"], "values": {"Rank": 1}, "comment": "Rank from DomainTools",
+                   "tags": ["DomainTools"], "categories": ["External analysis"]})
+        );
+    }
+
+    #[test]
+    fn stored_form_has_string_values_and_label_in_comment() {
+        let mut e = entry("IP Address", json!("1.2.3.4"));
+        e.comment = "address from DomainTools".into();
+        let out = render(&[e, entry("Rank", json!(1)), entry("Gone", Value::Null)], Form::Stored, None);
+        assert_eq!(out.len(), 2, "a null value cannot be stored");
+        assert_eq!(out[0]["values"], json!(["1.2.3.4"]));
+        assert_eq!(out[0]["comment"], "IP Address: address from DomainTools");
+        assert_eq!(out[1]["values"], json!(["1"]));
+        assert_eq!(out[1]["comment"], "Rank from DomainTools");
+    }
+
+    #[test]
+    fn note_prefixes_every_comment() {
+        let out = render(&[entry("Rank", json!(1))], Form::Hover, Some("[DEMO]"));
+        assert_eq!(out[0]["comment"], "[DEMO] Rank from DomainTools");
+    }
+
+    #[test]
+    fn tags_are_stable_and_unique() {
+        assert_eq!(dedup_tags(["DomainTools", "Iris", "DomainTools", "x"]), ["DomainTools", "Iris", "x"]);
+    }
+}

@@ -1,0 +1,180 @@
+//! The DomainTools MISP modules: one file per module, each with a pure mapping from the
+//! DomainTools answer to MISP entries, plus what they share (request context, settings, errors).
+
+pub mod iris_enrich;
+pub mod iris_hover;
+pub mod iris_investigate;
+
+use chrono::{DateTime, Utc};
+use futures_util::future::BoxFuture;
+use serde_json::{Map, Value};
+
+use crate::domaintools::{self, Caller, Client, Credentials};
+use crate::misp::{self, Form, Payload};
+
+/// What the comment of every demo-mode entry starts with.
+pub const DEMO_NOTE: &str = "[DEMO DATA, not live DomainTools results]";
+
+/// Runs a module on one request.
+pub type RunFn = fn(Context, Input) -> BoxFuture<'static, Result<Reply, ModuleError>>;
+
+/// A module: its MISP name, its descriptor (exactly what `/modules` serves for it, from the
+/// top-level `modules/` folder) and its handler.
+#[derive(Debug, Clone, Copy)]
+pub struct Module {
+    /// The misp-modules name, e.g. `DomainTools-Iris-Enrich`.
+    pub name: &'static str,
+    /// The JSON descriptor, embedded at build time.
+    pub descriptor: &'static str,
+    /// The handler.
+    pub run: RunFn,
+}
+
+/// Everything a module needs for one request.
+#[derive(Debug, Clone)]
+pub struct Context {
+    /// The shared DomainTools client.
+    pub client: Client,
+    /// The account to call DomainTools with (request config or server defaults).
+    pub credentials: Credentials,
+    /// The request's `config` object (MISP sends strings or nulls).
+    pub settings: Settings,
+    /// Hover or stored results.
+    pub form: Form,
+    /// "Now", for ages (fixed in tests).
+    pub now: DateTime<Utc>,
+    /// Whether the server runs on bundled demo data.
+    pub demo: bool,
+    /// The module's name, sent to DomainTools as `app_name`.
+    pub module: &'static str,
+}
+
+impl Context {
+    /// The caller identity for the DomainTools client.
+    pub fn caller(&self) -> Caller<'_> {
+        Caller {
+            credentials: &self.credentials,
+            app_name: self.module,
+        }
+    }
+
+    /// Renders a payload in the request's form, marking demo data as such.
+    pub fn render(&self, payload: &Payload) -> Vec<Value> {
+        misp::render(
+            payload.entries(),
+            self.form,
+            self.demo.then_some(DEMO_NOTE),
+        )
+    }
+}
+
+/// The attribute a request asks about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Input {
+    /// The MISP attribute type that matched (`domain`, `ip-src`, … or `data` for imports).
+    pub attribute_type: String,
+    /// Its value.
+    pub value: String,
+}
+
+/// A module's answer.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Reply {
+    /// MISP result entries (possibly partial when `error` is set).
+    pub results: Vec<Value>,
+    /// A problem to show next to the results.
+    pub error: Option<String>,
+    /// A top-level comment (MISP uses it for the whole import or enrichment).
+    pub comment: Option<String>,
+}
+
+/// Why a module produced no answer. The `Display` text is what the MISP user reads.
+#[derive(Debug, thiserror::Error)]
+pub enum ModuleError {
+    /// A setting is missing or unusable.
+    #[error("{0}")]
+    Config(String),
+    /// The request's value cannot be looked up.
+    #[error("{0}")]
+    Input(String),
+    /// DomainTools has nothing for the value ("No results found.", as the reference says).
+    #[error("{0}")]
+    NoResults(String),
+    /// DomainTools failed.
+    #[error(transparent)]
+    Upstream(#[from] domaintools::Error),
+}
+
+/// The request's `config` object. MISP sends every setting as a string or `null`.
+#[derive(Debug, Clone, Default)]
+pub struct Settings(Map<String, Value>);
+
+impl Settings {
+    /// Settings from the request's `config` value (anything but an object counts as empty).
+    pub fn from_value(value: Option<&Value>) -> Self {
+        match value {
+            Some(Value::Object(map)) => Self(map.clone()),
+            _ => Self::default(),
+        }
+    }
+
+    /// A setting as text; `None` when absent, null or blank.
+    pub fn text(&self, key: &str) -> Option<String> {
+        match self.0.get(key)? {
+            Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_owned()),
+            Value::Number(n) => Some(n.to_string()),
+            Value::Bool(b) => Some(b.to_string()),
+            _ => None,
+        }
+    }
+
+    /// A whole-number setting: absent, null or empty gives `default` (compatibility fix 7);
+    /// anything else that is not a non-negative whole number is an error naming the setting.
+    pub fn number(&self, key: &str, default: u64) -> Result<u64, ModuleError> {
+        let bad = |shown: &str| {
+            ModuleError::Config(format!(
+                "The {key} setting must be a whole number, not {shown}."
+            ))
+        };
+        match self.0.get(key) {
+            None | Some(Value::Null) => Ok(default),
+            Some(Value::String(s)) if s.trim().is_empty() => Ok(default),
+            Some(Value::String(s)) => s.trim().parse().map_err(|_| bad(&format!("{s:?}"))),
+            Some(Value::Number(n)) => n.as_u64().ok_or_else(|| bad(&n.to_string())),
+            Some(other) => Err(bad(&other.to_string())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn number_settings_default_and_validate() {
+        let s = Settings::from_value(Some(&json!({
+            "a": null, "b": "", "c": "42", "d": 7, "e": "abc", "f": -1, "g": [1]
+        })));
+        assert_eq!(s.number("missing", 100).unwrap(), 100);
+        assert_eq!(s.number("a", 100).unwrap(), 100);
+        assert_eq!(s.number("b", 300).unwrap(), 300);
+        assert_eq!(s.number("c", 1).unwrap(), 42);
+        assert_eq!(s.number("d", 1).unwrap(), 7);
+        assert_eq!(
+            s.number("e", 1).unwrap_err().to_string(),
+            "The e setting must be a whole number, not \"abc\"."
+        );
+        assert!(s.number("f", 1).is_err());
+        assert!(s.number("g", 1).is_err());
+    }
+
+    #[test]
+    fn text_settings_treat_blank_as_absent() {
+        let s = Settings::from_value(Some(&json!({"u": "  ", "v": "x", "w": null})));
+        assert_eq!(s.text("u"), None);
+        assert_eq!(s.text("v").as_deref(), Some("x"));
+        assert_eq!(s.text("w"), None);
+        assert_eq!(Settings::from_value(Some(&json!("nope"))).text("v"), None);
+    }
+}

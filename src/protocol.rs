@@ -1,0 +1,222 @@
+//! The misp-modules wire format of `POST /query`: reading a request (module, input attribute,
+//! config, timeout, hover or stored) and writing replies MISP can always display.
+
+use std::time::Duration;
+
+use serde_json::{json, Map, Value};
+
+use crate::domaintools::Credentials;
+use crate::misp::Form;
+use crate::modules::{Input, Reply};
+
+/// misp-modules' default request timeout.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// The reference's configuration error strings, kept verbatim (MISP admins search for them).
+pub const CONFIG_MISSING: &str = "Configuration is missing from the request.";
+/// See [`CONFIG_MISSING`].
+pub const USERNAME_MISSING: &str = "DomainTools API username is not configured.";
+/// See [`CONFIG_MISSING`].
+pub const API_KEY_MISSING: &str = "DomainTools API key is not configured.";
+
+/// Parses a `/query` body: anything but a JSON object is refused (HTTP 400 at the boundary).
+pub fn parse_body(body: &[u8]) -> Result<Map<String, Value>, String> {
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(other) => Err(format!(
+            "The request body must be a JSON object, not {}.",
+            json_kind(&other)
+        )),
+        Err(e) => Err(format!("The request body is not valid JSON ({e}).")),
+    }
+}
+
+fn json_kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// The `module` field.
+pub fn module_name(request: &Map<String, Value>) -> Result<&str, String> {
+    match request.get("module") {
+        Some(Value::String(name)) if !name.is_empty() => Ok(name),
+        None | Some(Value::Null) => Err("The request has no \"module\" field.".to_owned()),
+        Some(_) => Err("The \"module\" field must be a module name (a string).".to_owned()),
+    }
+}
+
+/// The `timeout` field (seconds), read as leniently as misp-modules' `int()`: `5`, `"5"`,
+/// `1.9` (→ 1). Absent or null: 300 s.
+pub fn timeout(request: &Map<String, Value>) -> Result<Duration, String> {
+    let seconds = match request.get("timeout") {
+        None | Some(Value::Null) => return Ok(DEFAULT_TIMEOUT),
+        Some(Value::Number(n)) => n.as_f64(),
+        Some(Value::String(s)) => s.trim().parse::<f64>().ok(),
+        Some(_) => None,
+    };
+    match seconds {
+        Some(s) if s.is_finite() && s >= 0.0 => Ok(Duration::from_secs(s.trunc().min(86_400.0) as u64)),
+        _ => Err("The \"timeout\" field must be a number of seconds.".to_owned()),
+    }
+}
+
+/// Hover requests carry no `event_id`; enrichment, bulk enrichment and imports do.
+pub fn form(request: &Map<String, Value>) -> Form {
+    match request.get("event_id") {
+        None | Some(Value::Null) => Form::Hover,
+        Some(_) => Form::Stored,
+    }
+}
+
+/// The attribute to look up: the first of the module's input keys present in the request.
+pub fn input(module: &str, inputs: &[String], request: &Map<String, Value>) -> Result<Input, String> {
+    for key in inputs {
+        let Some(value) = request.get(key) else {
+            continue;
+        };
+        let value = match value {
+            Value::String(s) => s.clone(),
+            Value::Number(n) => n.to_string(),
+            Value::Null if key == "data" => String::new(),
+            _ => return Err(format!("The \"{key}\" value must be a string.")),
+        };
+        return Ok(Input {
+            attribute_type: key.clone(),
+            value,
+        });
+    }
+    Err(format!(
+        "{module} does not handle this attribute: it takes {}.",
+        inputs.join(", ")
+    ))
+}
+
+/// Server-side default credentials (from the environment), each optional.
+#[derive(Debug, Clone, Default)]
+pub struct DefaultCredentials {
+    /// Used when the request's `config.username` is null, blank or absent.
+    pub username: Option<String>,
+    /// Used when the request's `config.api_key` is null, blank or absent.
+    pub api_key: Option<String>,
+}
+
+/// The credentials of a request: the request's `config` wins; null, blank or absent values are
+/// filled from the server's defaults; what is still missing gives the reference's messages.
+pub fn credentials(
+    request: &Map<String, Value>,
+    defaults: &DefaultCredentials,
+) -> Result<Credentials, &'static str> {
+    let config = request.get("config").and_then(Value::as_object);
+    let has_defaults = defaults.username.is_some() || defaults.api_key.is_some();
+    if config.is_none() && !has_defaults {
+        return Err(CONFIG_MISSING);
+    }
+    let from_request = |key: &str| {
+        config
+            .and_then(|c| c.get(key))
+            .and_then(Value::as_str)
+            .filter(|s| !s.trim().is_empty())
+            .map(str::to_owned)
+    };
+    let username = from_request("username")
+        .or_else(|| defaults.username.clone())
+        .ok_or(USERNAME_MISSING)?;
+    let api_key = from_request("api_key")
+        .or_else(|| defaults.api_key.clone())
+        .ok_or(API_KEY_MISSING)?;
+    Ok(Credentials::new(username.trim(), api_key.trim()))
+}
+
+/// A module's reply as JSON: `results` is always a list; `error` and `comment` when set.
+pub fn reply_json(reply: Reply) -> Value {
+    let mut out = Map::new();
+    out.insert("results".into(), Value::Array(reply.results));
+    if let Some(error) = reply.error {
+        out.insert("error".into(), Value::String(error));
+    }
+    if let Some(comment) = reply.comment {
+        out.insert("comment".into(), Value::String(comment));
+    }
+    Value::Object(out)
+}
+
+/// An error reply: `{"results": [], "error": "…"}` (MISP's bulk enrichment needs `results`).
+pub fn error_json(message: impl Into<String>) -> Value {
+    json!({"results": [], "error": message.into()})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(v: Value) -> Map<String, Value> {
+        v.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn body_must_be_an_object() {
+        assert!(parse_body(b"{}").is_ok());
+        assert!(parse_body(b"[1]").unwrap_err().contains("an array"));
+        assert!(parse_body(b"{").unwrap_err().contains("not valid JSON"));
+        assert!(parse_body(b"\xff\xfe").is_err());
+        let deep = "[".repeat(100_000);
+        assert!(parse_body(deep.as_bytes()).is_err(), "deep nesting is refused, not a stack overflow");
+    }
+
+    #[test]
+    fn timeout_is_lenient_like_python_int() {
+        assert_eq!(timeout(&req(json!({}))).unwrap(), DEFAULT_TIMEOUT);
+        assert_eq!(timeout(&req(json!({"timeout": "5"}))).unwrap(), Duration::from_secs(5));
+        assert_eq!(timeout(&req(json!({"timeout": 1.9}))).unwrap(), Duration::from_secs(1));
+        assert!(timeout(&req(json!({"timeout": "abc"}))).is_err());
+        assert!(timeout(&req(json!({"timeout": -1}))).is_err());
+    }
+
+    #[test]
+    fn first_input_in_module_order_wins() {
+        let inputs = vec!["domain".to_owned(), "hostname".to_owned()];
+        let got = input("M", &inputs, &req(json!({"hostname": "h.example.com", "domain": "example.com"}))).unwrap();
+        assert_eq!((got.attribute_type.as_str(), got.value.as_str()), ("domain", "example.com"));
+        assert_eq!(
+            input("M", &inputs, &req(json!({"ip-src": "1.2.3.4"}))).unwrap_err(),
+            "M does not handle this attribute: it takes domain, hostname."
+        );
+        assert!(input("M", &inputs, &req(json!({"domain": {"x": 1}}))).is_err());
+    }
+
+    #[test]
+    fn credentials_follow_the_reference_then_fill_from_defaults() {
+        let none = DefaultCredentials::default();
+        assert_eq!(credentials(&req(json!({})), &none).unwrap_err(), CONFIG_MISSING);
+        assert_eq!(credentials(&req(json!({"config": null})), &none).unwrap_err(), CONFIG_MISSING);
+        assert_eq!(
+            credentials(&req(json!({"config": {"username": null, "api_key": "k"}})), &none).unwrap_err(),
+            USERNAME_MISSING
+        );
+        assert_eq!(
+            credentials(&req(json!({"config": {"username": "u", "api_key": null}})), &none).unwrap_err(),
+            API_KEY_MISSING
+        );
+        let defaults = DefaultCredentials {
+            username: Some("server".into()),
+            api_key: Some("server-key".into()),
+        };
+        let c = credentials(&req(json!({})), &defaults).unwrap();
+        assert_eq!((c.username(), c.api_key()), ("server", "server-key"));
+        let c = credentials(&req(json!({"config": {"username": "mine", "api_key": ""}})), &defaults).unwrap();
+        assert_eq!((c.username(), c.api_key()), ("mine", "server-key"), "request wins; blank is unset");
+    }
+
+    #[test]
+    fn hover_is_the_absence_of_event_id() {
+        assert_eq!(form(&req(json!({"domain": "x"}))), Form::Hover);
+        assert_eq!(form(&req(json!({"event_id": "56"}))), Form::Stored);
+        assert_eq!(form(&req(json!({"event_id": null}))), Form::Hover);
+    }
+}

@@ -1,0 +1,245 @@
+//! The HTTP server: shared state, the pure `router`, `serve` with graceful shutdown, and the
+//! misp-modules handlers (`/modules`, `/query`, `/healthcheck`, `/version`).
+
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use futures_util::FutureExt;
+use serde_json::{json, Value};
+use tokio::net::TcpListener;
+use tower_http::trace::TraceLayer;
+
+use crate::domaintools::Client;
+use crate::modules::{Context, ModuleError, Settings};
+use crate::protocol::{self, DefaultCredentials};
+use crate::registry::Registry;
+
+/// Server-wide options besides the client and the modules.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Credentials for requests whose config has none.
+    pub default_credentials: DefaultCredentials,
+    /// Demo mode: results are marked as sample data, and the demo credentials always apply.
+    pub demo: bool,
+    /// Largest accepted `/query` body, in bytes.
+    pub body_limit: usize,
+    /// The clock (fixed in tests so ages are reproducible).
+    pub now: fn() -> DateTime<Utc>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            default_credentials: DefaultCredentials::default(),
+            demo: false,
+            body_limit: 8 * 1024 * 1024,
+            now: Utc::now,
+        }
+    }
+}
+
+/// What every handler shares. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    registry: Registry,
+    client: Client,
+    options: Options,
+}
+
+impl AppState {
+    /// State serving `registry`'s modules through `client`.
+    pub fn new(registry: Registry, client: Client, options: Options) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                registry,
+                client,
+                options,
+            }),
+        }
+    }
+
+    /// The loaded modules.
+    pub fn registry(&self) -> &Registry {
+        &self.inner.registry
+    }
+}
+
+/// The application's routes. Pure: no I/O, so tests can drive it with `oneshot`.
+pub fn router(state: AppState) -> Router {
+    let body_limit = state.inner.options.body_limit;
+    Router::new()
+        .route("/modules", get(list_modules))
+        .route("/query", post(query_module))
+        .route("/healthcheck", get(healthcheck))
+        .route("/version", get(version))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// Serves `router(state)` on `listener` until `shutdown` completes, then lets in-flight
+/// requests finish.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutdown requested; finishing in-flight requests");
+}
+
+async fn list_modules(State(state): State<AppState>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        state.inner.registry.listing(),
+    )
+        .into_response()
+}
+
+async fn healthcheck() -> Json<Value> {
+    Json(json!({"status": true}))
+}
+
+async fn version() -> Json<Value> {
+    Json(json!({"version": env!("CARGO_PKG_VERSION")}))
+}
+
+async fn not_found() -> (StatusCode, Json<Value>) {
+    (
+        StatusCode::NOT_FOUND,
+        Json(json!({"error": "Not found. This server answers GET /modules, POST /query, GET /healthcheck and GET /version."})),
+    )
+}
+
+/// `POST /query`: every module-level problem is an HTTP 200 with `{"results": [], "error"}`,
+/// because MISP hides the body of anything else. Only a body that is not a JSON object is a 400.
+async fn query_module(State(state): State<AppState>, body: Result<Bytes, BytesRejection>) -> Response {
+    let started = Instant::now();
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            let limit = state.inner.options.body_limit;
+            return ok(protocol::error_json(format!(
+                "The request body is larger than this server accepts ({limit} bytes; see --body-limit)."
+            )));
+        }
+        Err(rejection) => {
+            return ok(protocol::error_json(format!("The request body could not be read ({rejection}).")));
+        }
+    };
+    let request = match protocol::parse_body(&body) {
+        Ok(request) => request,
+        Err(message) => return (StatusCode::BAD_REQUEST, Json(json!({"error": message}))).into_response(),
+    };
+    let name = match protocol::module_name(&request) {
+        Ok(name) => name.to_owned(),
+        Err(message) => return ok(protocol::error_json(message)),
+    };
+    let (reply, outcome) = answer(&state, &name, &request).await;
+    let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+    match reply.get("error").and_then(Value::as_str) {
+        Some(error) => tracing::info!(module.name = %name, outcome, duration_ms = elapsed_ms, error, "query answered with an error"),
+        None => tracing::info!(module.name = %name, outcome, duration_ms = elapsed_ms, "query answered"),
+    }
+    ok(reply)
+}
+
+/// Runs the module for one request and says how it went ("ok", "error", "timeout", "panic").
+async fn answer(
+    state: &AppState,
+    name: &str,
+    request: &serde_json::Map<String, Value>,
+) -> (Value, &'static str) {
+    let inner = &state.inner;
+    let Some(registered) = inner.registry.find(name) else {
+        let known: Vec<&str> = inner.registry.modules().iter().map(|r| r.module.name).collect();
+        return (
+            protocol::error_json(format!("Unknown module {name:?}. This server provides: {}.", known.join(", "))),
+            "error",
+        );
+    };
+    let timeout = match protocol::timeout(request) {
+        Ok(timeout) => timeout,
+        Err(message) => return (protocol::error_json(message), "error"),
+    };
+    let credentials = match protocol::credentials(request, &inner.options.default_credentials) {
+        Ok(credentials) => credentials,
+        Err(message) => return (protocol::error_json(message), "error"),
+    };
+    let input = match protocol::input(name, &registered.inputs, request) {
+        Ok(input) => input,
+        Err(message) => return (protocol::error_json(message), "error"),
+    };
+    let ctx = Context {
+        client: inner.client.clone(),
+        credentials,
+        settings: Settings::from_value(request.get("config")),
+        form: protocol::form(request),
+        now: (inner.options.now)(),
+        demo: inner.options.demo,
+        module: registered.module.name,
+    };
+    let run = AssertUnwindSafe((registered.module.run)(ctx, input)).catch_unwind();
+    match tokio::time::timeout(timeout, run).await {
+        Err(_) => (protocol::error_json("Timeout."), "timeout"),
+        Ok(Err(_panic)) => (
+            protocol::error_json("Internal error in the module; the server logged it."),
+            "panic",
+        ),
+        Ok(Ok(Ok(reply))) => {
+            let outcome = if reply.error.is_some() { "error" } else { "ok" };
+            (protocol::reply_json(reply), outcome)
+        }
+        Ok(Ok(Err(error))) => {
+            let outcome = match error {
+                ModuleError::NoResults(_) => "no_results",
+                _ => "error",
+            };
+            (protocol::error_json(error.to_string()), outcome)
+        }
+    }
+}
+
+fn ok(body: Value) -> Response {
+    (StatusCode::OK, Json(body)).into_response()
+}

@@ -49,11 +49,21 @@ pub enum LogFormat {
 #[command(name = "misp-domaintools", version, about, long_about)]
 pub struct Config {
     /// Address to listen on (misp-modules' -l).
-    #[arg(short = 'l', long, env = "MISP_DOMAINTOOLS_LISTEN", default_value = "127.0.0.1")]
+    #[arg(
+        short = 'l',
+        long,
+        env = "MISP_DOMAINTOOLS_LISTEN",
+        default_value = "127.0.0.1"
+    )]
     pub listen: String,
 
     /// Port to listen on (misp-modules' -p).
-    #[arg(short = 'p', long, env = "MISP_DOMAINTOOLS_PORT", default_value_t = 6666)]
+    #[arg(
+        short = 'p',
+        long,
+        env = "MISP_DOMAINTOOLS_PORT",
+        default_value_t = 6666
+    )]
     pub port: u16,
 
     /// DomainTools API base URL.
@@ -82,7 +92,12 @@ pub struct Config {
     pub body_limit: usize,
 
     /// Log format.
-    #[arg(long, env = "MISP_DOMAINTOOLS_LOG_FORMAT", value_enum, default_value = "text")]
+    #[arg(
+        long,
+        env = "MISP_DOMAINTOOLS_LOG_FORMAT",
+        value_enum,
+        default_value = "text"
+    )]
     pub log_format: LogFormat,
 
     /// Log filter (error, warn, info, debug, trace, or per-target directives).
@@ -112,17 +127,31 @@ mod tests {
 
     #[test]
     fn short_flags_like_misp_modules() {
-        let c = Config::try_parse_from(["x", "-l", "0.0.0.0", "-p", "7000", "--api-key", "k"]).unwrap();
+        let c =
+            Config::try_parse_from(["x", "-l", "0.0.0.0", "-p", "7000", "--api-key", "k"]).unwrap();
         assert_eq!((c.listen.as_str(), c.port), ("0.0.0.0", 7000));
-        assert!(!format!("{c:?}").contains("\"k\""), "the key is redacted in Debug");
+        assert!(
+            !format!("{c:?}").contains("\"k\""),
+            "the key is redacted in Debug"
+        );
     }
 
     #[test]
     fn help_names_every_environment_variable() {
         let help = Config::command().render_long_help().to_string();
-        for var in ["MISP_DOMAINTOOLS_LISTEN", "MISP_DOMAINTOOLS_PORT", "DOMAINTOOLS_API_URL", "DOMAINTOOLS_USERNAME",
-                    "DOMAINTOOLS_API_KEY", "MISP_DOMAINTOOLS_UPSTREAM_TIMEOUT", "MISP_DOMAINTOOLS_PROXY",
-                    "MISP_DOMAINTOOLS_BODY_LIMIT", "MISP_DOMAINTOOLS_LOG_FORMAT", "RUST_LOG", "MISP_DOMAINTOOLS_DEMO"] {
+        for var in [
+            "MISP_DOMAINTOOLS_LISTEN",
+            "MISP_DOMAINTOOLS_PORT",
+            "DOMAINTOOLS_API_URL",
+            "DOMAINTOOLS_USERNAME",
+            "DOMAINTOOLS_API_KEY",
+            "MISP_DOMAINTOOLS_UPSTREAM_TIMEOUT",
+            "MISP_DOMAINTOOLS_PROXY",
+            "MISP_DOMAINTOOLS_BODY_LIMIT",
+            "MISP_DOMAINTOOLS_LOG_FORMAT",
+            "RUST_LOG",
+            "MISP_DOMAINTOOLS_DEMO",
+        ] {
             assert!(help.contains(var), "{var} missing from --help");
         }
         Config::command().debug_assert();

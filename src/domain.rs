@@ -151,7 +151,10 @@ mod tests {
         let cases = [
             ("google.com", Some("google.com")),
             ("www.Google.COM", Some("Google.COM")),
-            ("http://user:pw@sub.example.co.uk:8080/p?q#f", Some("example.co.uk")),
+            (
+                "http://user:pw@sub.example.co.uk:8080/p?q#f",
+                Some("example.co.uk"),
+            ),
             ("example.com.", Some("example.com")),
             ("foo.blogspot.com", Some("blogspot.com")),
             ("a@b.com", Some("b.com")),

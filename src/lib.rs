@@ -35,7 +35,10 @@ use crate::protocol::DefaultCredentials;
 use crate::server::{AppState, Options};
 
 /// Runs the server described by `config` until `shutdown` completes.
-pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+pub async fn run(
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     telemetry::init(&config.log_level, config.log_format);
     domain::warm_up();
     let state = build_state(&config, config.api_url.clone(), None)?;
@@ -55,7 +58,11 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
 
 /// Builds the server state for `config`, talking to DomainTools at `api_url`; `forced`
 /// credentials (demo mode) replace any the requests carry.
-fn build_state(config: &Config, api_url: String, forced: Option<DefaultCredentials>) -> anyhow::Result<AppState> {
+fn build_state(
+    config: &Config,
+    api_url: String,
+    forced: Option<DefaultCredentials>,
+) -> anyhow::Result<AppState> {
     let mut client_config = ClientConfig::new("MISP", env!("CARGO_PKG_VERSION"));
     client_config.base_url = api_url;
     client_config.timeout = Duration::from_secs(config.upstream_timeout.max(1));

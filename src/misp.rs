@@ -1,7 +1,8 @@
 //! The MISP result entries the modules emit, the reference's de-duplication rule, and the two
 //! renderings MISP needs: `{label: value}` for hover popovers, `[value]` for stored attributes.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::sync::LazyLock;
 
 use serde_json::{json, Map, Value};
 
@@ -160,10 +161,13 @@ fn render_one(entry: &Entry, form: Form, note: Option<&str>) -> Option<Value> {
     };
     let mut out = Map::new();
     out.insert("types".into(), json!(entry.types));
+    let categories = entry.categories.as_deref().map(|categories| {
+        valid_categories(entry.types.first().copied().unwrap_or("text"), categories)
+    });
     out.insert("values".into(), values);
     out.insert("comment".into(), Value::String(comment));
     out.insert("tags".into(), json!(entry.tags));
-    if let Some(categories) = &entry.categories {
+    if let Some(categories) = categories {
         out.insert("categories".into(), json!(categories));
     }
     Some(Value::Object(out))
@@ -179,12 +183,99 @@ fn stored_comment(label: &str, comment: &str) -> String {
     }
 }
 
+/// MISP's type catalogue (`describeTypes.json` from PyMISP): which categories each type may
+/// be stored under, and each type's default category.
+#[derive(Debug)]
+pub struct Catalogue {
+    categories_of: HashMap<String, HashSet<String>>,
+    default_category: HashMap<String, String>,
+}
+
+/// The catalogue, loaded on first use from the bundled copy.
+pub static CATALOGUE: LazyLock<Catalogue> = LazyLock::new(|| {
+    let raw: Value = serde_json::from_str(include_str!("../data/misp/describeTypes.json"))
+        .expect("the bundled describeTypes.json is valid JSON");
+    let result = &raw["result"];
+    let mut categories_of: HashMap<String, HashSet<String>> = HashMap::new();
+    if let Some(mappings) = result["category_type_mappings"].as_object() {
+        for (category, types) in mappings {
+            for t in types
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+            {
+                categories_of
+                    .entry(t.to_owned())
+                    .or_default()
+                    .insert(category.clone());
+            }
+        }
+    }
+    let default_category = result["sane_defaults"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter_map(|(t, d)| Some((t.clone(), d["default_category"].as_str()?.to_owned())))
+        .collect();
+    Catalogue {
+        categories_of,
+        default_category,
+    }
+});
+
+impl Catalogue {
+    /// Whether MISP knows the attribute type.
+    pub fn has_type(&self, attribute_type: &str) -> bool {
+        self.default_category.contains_key(attribute_type)
+    }
+
+    /// Whether MISP accepts `attribute_type` under `category`.
+    pub fn allows(&self, category: &str, attribute_type: &str) -> bool {
+        self.categories_of
+            .get(attribute_type)
+            .is_some_and(|c| c.contains(category))
+    }
+
+    /// The category MISP proposes for the type.
+    pub fn default_category(&self, attribute_type: &str) -> Option<&str> {
+        self.default_category
+            .get(attribute_type)
+            .map(String::as_str)
+    }
+}
+
+/// The categories MISP will accept for an attribute of `attribute_type`: the given ones that
+/// are valid, or else the type's default. The reference sends a few pairs MISP refuses to
+/// store (`datetime` or `whois-registrant-email` under "External analysis"); we send the
+/// type's default category instead (see docs/compatibility.md).
+pub fn valid_categories(attribute_type: &str, categories: &[&'static str]) -> Vec<String> {
+    let valid: Vec<String> = categories
+        .iter()
+        .filter(|c| CATALOGUE.allows(c, attribute_type))
+        .map(|c| (*c).to_owned())
+        .collect();
+    if !valid.is_empty() {
+        return valid;
+    }
+    match CATALOGUE.default_category(attribute_type) {
+        Some(default) => vec![default.to_owned()],
+        None => categories.iter().map(|c| (*c).to_owned()).collect(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn entry(label: &str, value: Value) -> Entry {
-        Entry::new(&["text"], label, value, format!("{label} from DomainTools"), &["DomainTools"])
+        Entry::new(
+            &["text"],
+            label,
+            value,
+            format!("{label} from DomainTools"),
+            &["DomainTools"],
+        )
     }
 
     #[test]
@@ -212,7 +303,11 @@ mod tests {
     fn stored_form_has_string_values_and_label_in_comment() {
         let mut e = entry("IP Address", json!("1.2.3.4"));
         e.comment = "address from DomainTools".into();
-        let out = render(&[e, entry("Rank", json!(1)), entry("Gone", Value::Null)], Form::Stored, None);
+        let out = render(
+            &[e, entry("Rank", json!(1)), entry("Gone", Value::Null)],
+            Form::Stored,
+            None,
+        );
         assert_eq!(out.len(), 2, "a null value cannot be stored");
         assert_eq!(out[0]["values"], json!(["1.2.3.4"]));
         assert_eq!(out[0]["comment"], "IP Address: address from DomainTools");
@@ -227,7 +322,32 @@ mod tests {
     }
 
     #[test]
+    fn invalid_categories_become_the_types_default() {
+        assert_eq!(
+            valid_categories("datetime", &[EXTERNAL_ANALYSIS]),
+            ["Other"]
+        );
+        assert_eq!(
+            valid_categories("whois-registrant-email", &[EXTERNAL_ANALYSIS]),
+            ["Attribution"]
+        );
+        assert_eq!(
+            valid_categories("text", &[EXTERNAL_ANALYSIS]),
+            [EXTERNAL_ANALYSIS]
+        );
+        assert_eq!(
+            valid_categories("ip-dst", &["Attribution", "Network activity"]),
+            ["Network activity"]
+        );
+        assert!(CATALOGUE.has_type("x509-fingerprint-sha1"));
+        assert!(!CATALOGUE.has_type("whois-registrant-country"));
+    }
+
+    #[test]
     fn tags_are_stable_and_unique() {
-        assert_eq!(dedup_tags(["DomainTools", "Iris", "DomainTools", "x"]), ["DomainTools", "Iris", "x"]);
+        assert_eq!(
+            dedup_tags(["DomainTools", "Iris", "DomainTools", "x"]),
+            ["DomainTools", "Iris", "x"]
+        );
     }
 }

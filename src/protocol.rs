@@ -61,7 +61,9 @@ pub fn timeout(request: &Map<String, Value>) -> Result<Duration, String> {
         Some(_) => None,
     };
     match seconds {
-        Some(s) if s.is_finite() && s >= 0.0 => Ok(Duration::from_secs(s.trunc().min(86_400.0) as u64)),
+        Some(s) if s.is_finite() && s >= 0.0 => {
+            Ok(Duration::from_secs(s.trunc().min(86_400.0) as u64))
+        }
         _ => Err("The \"timeout\" field must be a number of seconds.".to_owned()),
     }
 }
@@ -75,7 +77,11 @@ pub fn form(request: &Map<String, Value>) -> Form {
 }
 
 /// The attribute to look up: the first of the module's input keys present in the request.
-pub fn input(module: &str, inputs: &[String], request: &Map<String, Value>) -> Result<Input, String> {
+pub fn input(
+    module: &str,
+    inputs: &[String],
+    request: &Map<String, Value>,
+) -> Result<Input, String> {
     for key in inputs {
         let Some(value) = request.get(key) else {
             continue;
@@ -166,14 +172,23 @@ mod tests {
         assert!(parse_body(b"{").unwrap_err().contains("not valid JSON"));
         assert!(parse_body(b"\xff\xfe").is_err());
         let deep = "[".repeat(100_000);
-        assert!(parse_body(deep.as_bytes()).is_err(), "deep nesting is refused, not a stack overflow");
+        assert!(
+            parse_body(deep.as_bytes()).is_err(),
+            "deep nesting is refused, not a stack overflow"
+        );
     }
 
     #[test]
     fn timeout_is_lenient_like_python_int() {
         assert_eq!(timeout(&req(json!({}))).unwrap(), DEFAULT_TIMEOUT);
-        assert_eq!(timeout(&req(json!({"timeout": "5"}))).unwrap(), Duration::from_secs(5));
-        assert_eq!(timeout(&req(json!({"timeout": 1.9}))).unwrap(), Duration::from_secs(1));
+        assert_eq!(
+            timeout(&req(json!({"timeout": "5"}))).unwrap(),
+            Duration::from_secs(5)
+        );
+        assert_eq!(
+            timeout(&req(json!({"timeout": 1.9}))).unwrap(),
+            Duration::from_secs(1)
+        );
         assert!(timeout(&req(json!({"timeout": "abc"}))).is_err());
         assert!(timeout(&req(json!({"timeout": -1}))).is_err());
     }
@@ -181,8 +196,16 @@ mod tests {
     #[test]
     fn first_input_in_module_order_wins() {
         let inputs = vec!["domain".to_owned(), "hostname".to_owned()];
-        let got = input("M", &inputs, &req(json!({"hostname": "h.example.com", "domain": "example.com"}))).unwrap();
-        assert_eq!((got.attribute_type.as_str(), got.value.as_str()), ("domain", "example.com"));
+        let got = input(
+            "M",
+            &inputs,
+            &req(json!({"hostname": "h.example.com", "domain": "example.com"})),
+        )
+        .unwrap();
+        assert_eq!(
+            (got.attribute_type.as_str(), got.value.as_str()),
+            ("domain", "example.com")
+        );
         assert_eq!(
             input("M", &inputs, &req(json!({"ip-src": "1.2.3.4"}))).unwrap_err(),
             "M does not handle this attribute: it takes domain, hostname."
@@ -193,14 +216,28 @@ mod tests {
     #[test]
     fn credentials_follow_the_reference_then_fill_from_defaults() {
         let none = DefaultCredentials::default();
-        assert_eq!(credentials(&req(json!({})), &none).unwrap_err(), CONFIG_MISSING);
-        assert_eq!(credentials(&req(json!({"config": null})), &none).unwrap_err(), CONFIG_MISSING);
         assert_eq!(
-            credentials(&req(json!({"config": {"username": null, "api_key": "k"}})), &none).unwrap_err(),
+            credentials(&req(json!({})), &none).unwrap_err(),
+            CONFIG_MISSING
+        );
+        assert_eq!(
+            credentials(&req(json!({"config": null})), &none).unwrap_err(),
+            CONFIG_MISSING
+        );
+        assert_eq!(
+            credentials(
+                &req(json!({"config": {"username": null, "api_key": "k"}})),
+                &none
+            )
+            .unwrap_err(),
             USERNAME_MISSING
         );
         assert_eq!(
-            credentials(&req(json!({"config": {"username": "u", "api_key": null}})), &none).unwrap_err(),
+            credentials(
+                &req(json!({"config": {"username": "u", "api_key": null}})),
+                &none
+            )
+            .unwrap_err(),
             API_KEY_MISSING
         );
         let defaults = DefaultCredentials {
@@ -209,8 +246,16 @@ mod tests {
         };
         let c = credentials(&req(json!({})), &defaults).unwrap();
         assert_eq!((c.username(), c.api_key()), ("server", "server-key"));
-        let c = credentials(&req(json!({"config": {"username": "mine", "api_key": ""}})), &defaults).unwrap();
-        assert_eq!((c.username(), c.api_key()), ("mine", "server-key"), "request wins; blank is unset");
+        let c = credentials(
+            &req(json!({"config": {"username": "mine", "api_key": ""}})),
+            &defaults,
+        )
+        .unwrap();
+        assert_eq!(
+            (c.username(), c.api_key()),
+            ("mine", "server-key"),
+            "request wins; blank is unset"
+        );
     }
 
     #[test]

@@ -37,7 +37,10 @@ impl Registry {
             let descriptor: Value = serde_json::from_str(module.descriptor)
                 .map_err(|e| format!("descriptor of {}: {e}", module.name))?;
             let inputs = check_descriptor(module.name, &descriptor)?;
-            if loaded.iter().any(|r: &Registered| r.module.name == module.name) {
+            if loaded
+                .iter()
+                .any(|r: &Registered| r.module.name == module.name)
+            {
                 return Err(format!("module {} is registered twice", module.name));
             }
             loaded.push(Registered {
@@ -114,11 +117,16 @@ mod tests {
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
-        let registered: BTreeSet<String> = MODULES.iter().map(|m| format!("{}.json", m.name)).collect();
+        let registered: BTreeSet<String> =
+            MODULES.iter().map(|m| format!("{}.json", m.name)).collect();
         assert_eq!(files, registered);
         for module in MODULES {
             let on_disk = std::fs::read_to_string(format!("{dir}/{}.json", module.name)).unwrap();
-            assert_eq!(on_disk, module.descriptor, "{} embeds its own file", module.name);
+            assert_eq!(
+                on_disk, module.descriptor,
+                "{} embeds its own file",
+                module.name
+            );
         }
     }
 

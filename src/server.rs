@@ -147,13 +147,18 @@ async fn version() -> Json<Value> {
 async fn not_found() -> (StatusCode, Json<Value>) {
     (
         StatusCode::NOT_FOUND,
-        Json(json!({"error": "Not found. This server answers GET /modules, POST /query, GET /healthcheck and GET /version."})),
+        Json(
+            json!({"error": "Not found. This server answers GET /modules, POST /query, GET /healthcheck and GET /version."}),
+        ),
     )
 }
 
 /// `POST /query`: every module-level problem is an HTTP 200 with `{"results": [], "error"}`,
 /// because MISP hides the body of anything else. Only a body that is not a JSON object is a 400.
-async fn query_module(State(state): State<AppState>, body: Result<Bytes, BytesRejection>) -> Response {
+async fn query_module(
+    State(state): State<AppState>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
     let started = Instant::now();
     let body = match body {
         Ok(body) => body,
@@ -164,12 +169,16 @@ async fn query_module(State(state): State<AppState>, body: Result<Bytes, BytesRe
             )));
         }
         Err(rejection) => {
-            return ok(protocol::error_json(format!("The request body could not be read ({rejection}).")));
+            return ok(protocol::error_json(format!(
+                "The request body could not be read ({rejection})."
+            )));
         }
     };
     let request = match protocol::parse_body(&body) {
         Ok(request) => request,
-        Err(message) => return (StatusCode::BAD_REQUEST, Json(json!({"error": message}))).into_response(),
+        Err(message) => {
+            return (StatusCode::BAD_REQUEST, Json(json!({"error": message}))).into_response()
+        }
     };
     let name = match protocol::module_name(&request) {
         Ok(name) => name.to_owned(),
@@ -178,8 +187,12 @@ async fn query_module(State(state): State<AppState>, body: Result<Bytes, BytesRe
     let (reply, outcome) = answer(&state, &name, &request).await;
     let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
     match reply.get("error").and_then(Value::as_str) {
-        Some(error) => tracing::info!(module.name = %name, outcome, duration_ms = elapsed_ms, error, "query answered with an error"),
-        None => tracing::info!(module.name = %name, outcome, duration_ms = elapsed_ms, "query answered"),
+        Some(error) => {
+            tracing::info!(module.name = %name, outcome, duration_ms = elapsed_ms, error, "query answered with an error")
+        }
+        None => {
+            tracing::info!(module.name = %name, outcome, duration_ms = elapsed_ms, "query answered")
+        }
     }
     ok(reply)
 }
@@ -192,9 +205,17 @@ async fn answer(
 ) -> (Value, &'static str) {
     let inner = &state.inner;
     let Some(registered) = inner.registry.find(name) else {
-        let known: Vec<&str> = inner.registry.modules().iter().map(|r| r.module.name).collect();
+        let known: Vec<&str> = inner
+            .registry
+            .modules()
+            .iter()
+            .map(|r| r.module.name)
+            .collect();
         return (
-            protocol::error_json(format!("Unknown module {name:?}. This server provides: {}.", known.join(", "))),
+            protocol::error_json(format!(
+                "Unknown module {name:?}. This server provides: {}.",
+                known.join(", ")
+            )),
             "error",
         );
     };

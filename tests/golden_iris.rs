@@ -11,7 +11,10 @@ use serde_json::Value;
 use common::golden;
 
 fn record(fixture: &str, domain: &str) -> Value {
-    let path = format!("{}/fixtures/domaintools/{fixture}", env!("CARGO_MANIFEST_DIR"));
+    let path = format!(
+        "{}/fixtures/domaintools/{fixture}",
+        env!("CARGO_MANIFEST_DIR")
+    );
     let body: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     body["response"]["results"]
         .as_array()
@@ -29,21 +32,48 @@ fn golden_day() -> chrono::DateTime<Utc> {
 
 #[test]
 fn iris_investigate_matches_the_reference_on_google_com() {
-    let payload = map("google.com", &record("iris-investigate-domain.json", "google.com"), Product::Investigate, golden_day());
+    let payload = map(
+        "google.com",
+        &record("iris-investigate-domain.json", "google.com"),
+        Product::Investigate,
+        golden_day(),
+    );
     let ours = render(payload.entries(), Form::Hover, None);
-    golden::assert_matches(&ours, &golden::load("iris-investigate-google.com.txt"), &["Registrant Organization"]);
+    golden::assert_matches(
+        &ours,
+        &golden::load("iris-investigate-google.com.txt"),
+        &["Registrant Organization"],
+    );
 }
 
 #[test]
 fn iris_enrich_matches_the_reference_on_google_com() {
-    let payload = map("google.com", &record("iris-enrich.json", "google.com"), Product::Enrich, golden_day());
+    let payload = map(
+        "google.com",
+        &record("iris-enrich.json", "google.com"),
+        Product::Enrich,
+        golden_day(),
+    );
     let ours = render(payload.entries(), Form::Hover, None);
-    golden::assert_matches(&ours, &golden::load("iris-enrich-google.com.txt"), &["Registrant Organization"]);
+    golden::assert_matches(
+        &ours,
+        &golden::load("iris-enrich-google.com.txt"),
+        &["Registrant Organization"],
+    );
 }
 
 #[test]
 fn the_stable_tag_order_is_pinned() {
-    let payload = map("google.com", &record("iris-enrich.json", "google.com"), Product::Enrich, golden_day());
-    let org = payload.entries().iter().find(|e| e.label == "Registrant Organization").unwrap();
+    let payload = map(
+        "google.com",
+        &record("iris-enrich.json", "google.com"),
+        Product::Enrich,
+        golden_day(),
+    );
+    let org = payload
+        .entries()
+        .iter()
+        .find(|e| e.label == "Registrant Organization")
+        .unwrap();
     assert_eq!(org.tags, ["DomainTools", "Iris", "registrant org"]);
 }

@@ -104,14 +104,46 @@ mod tests {
     #[test]
     fn signatures_match_the_python_client() {
         let cases = [
-            ("/v1/iris-investigate/", SignHash::Sha256, "4bee72f08226c745a33cf7c5975bf81aa37c264802ae196f8ae04cb792095ad2"),
-            ("/v1/iris-investigate/", SignHash::Sha1, "b7ab4b9887896ce34d5a0be8c82e61156fb5f890"),
-            ("/v1/iris-enrich/", SignHash::Sha256, "f775e145eb6087665a52f1537e5f57d1a8398220380e1a71c5e6d07f2b37d0aa"),
-            ("/v1/account", SignHash::Sha256, "3a3d591902017ed27576fc7a10ebb8ca1591d084984c85f4a7f04671cb8f53ef"),
-            ("/v1/example.com/whois/parsed", SignHash::Sha256, "253d29f886777acc47dfe7cddb38a52014a8b6b557def5e2e955cf00945ec0bd"),
-            ("/v1/risk", SignHash::Sha256, "71181c27fe143e11d92793433c0aadebf77d0acfdb9660f3d87bab6c9c03f075"),
-            ("/v1/iris-detect/domains/new/", SignHash::Sha256, "12ca4490cd4add3e5d1a728f1ff0b19842dafaf494207e323f2c359847399a95"),
-            ("v1/feed/nod/", SignHash::Sha256, "3bd942cf75811c3a0d2cad082bc9441425234c207f29c57cdc2bcb984479a825"),
+            (
+                "/v1/iris-investigate/",
+                SignHash::Sha256,
+                "4bee72f08226c745a33cf7c5975bf81aa37c264802ae196f8ae04cb792095ad2",
+            ),
+            (
+                "/v1/iris-investigate/",
+                SignHash::Sha1,
+                "b7ab4b9887896ce34d5a0be8c82e61156fb5f890",
+            ),
+            (
+                "/v1/iris-enrich/",
+                SignHash::Sha256,
+                "f775e145eb6087665a52f1537e5f57d1a8398220380e1a71c5e6d07f2b37d0aa",
+            ),
+            (
+                "/v1/account",
+                SignHash::Sha256,
+                "3a3d591902017ed27576fc7a10ebb8ca1591d084984c85f4a7f04671cb8f53ef",
+            ),
+            (
+                "/v1/example.com/whois/parsed",
+                SignHash::Sha256,
+                "253d29f886777acc47dfe7cddb38a52014a8b6b557def5e2e955cf00945ec0bd",
+            ),
+            (
+                "/v1/risk",
+                SignHash::Sha256,
+                "71181c27fe143e11d92793433c0aadebf77d0acfdb9660f3d87bab6c9c03f075",
+            ),
+            (
+                "/v1/iris-detect/domains/new/",
+                SignHash::Sha256,
+                "12ca4490cd4add3e5d1a728f1ff0b19842dafaf494207e323f2c359847399a95",
+            ),
+            (
+                "v1/feed/nod/",
+                SignHash::Sha256,
+                "3bd942cf75811c3a0d2cad082bc9441425234c207f29c57cdc2bcb984479a825",
+            ),
         ];
         for (path, hash, expected) in cases {
             assert_eq!(sign(&creds(), TS, path, hash), expected, "{path} {hash:?}");

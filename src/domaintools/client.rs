@@ -102,7 +102,8 @@ impl Client {
             Proxy::FromEnvironment => builder,
             Proxy::None => builder.no_proxy(),
             Proxy::Url(url) => builder.proxy(
-                reqwest::Proxy::all(url).map_err(|_| Error::Config(format!("proxy URL {url:?}")))?,
+                reqwest::Proxy::all(url)
+                    .map_err(|_| Error::Config(format!("proxy URL {url:?}")))?,
             ),
         };
         let http = builder

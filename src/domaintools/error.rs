@@ -97,8 +97,16 @@ mod tests {
 
     #[test]
     fn transient_errors_are_the_retryable_ones() {
-        assert!(Error::Api { status: 503, message: String::new() }.is_transient());
-        assert!(!Error::Api { status: 403, message: String::new() }.is_transient());
+        assert!(Error::Api {
+            status: 503,
+            message: String::new()
+        }
+        .is_transient());
+        assert!(!Error::Api {
+            status: 403,
+            message: String::new()
+        }
+        .is_transient());
         assert!(Error::Timeout(Duration::from_secs(1)).is_transient());
         assert!(!Error::Decode(String::new()).is_transient());
     }

@@ -27,7 +27,11 @@ const GUIDED_PIVOT_MIN: i64 = 1;
 const GUIDED_PIVOT_MAX: i64 = 500;
 
 /// Looks the value's registrable domain up in Iris and maps the record.
-pub(crate) async fn run(ctx: Context, input: Input, product: Product) -> Result<Reply, ModuleError> {
+pub(crate) async fn run(
+    ctx: Context,
+    input: Input,
+    product: Product,
+) -> Result<Reply, ModuleError> {
     let domain = lookup_domain(&input.value)?;
     let response = match product {
         Product::Investigate => {
@@ -35,7 +39,11 @@ pub(crate) async fn run(ctx: Context, input: Input, product: Product) -> Result<
                 .iris_investigate(ctx.caller(), &[("domain", domain.as_str())])
                 .await?
         }
-        Product::Enrich => ctx.client.iris_enrich(ctx.caller(), &[domain.as_str()]).await?,
+        Product::Enrich => {
+            ctx.client
+                .iris_enrich(ctx.caller(), &[domain.as_str()])
+                .await?
+        }
     };
     check_response(&response)?;
     let record = response
@@ -70,7 +78,9 @@ pub(crate) fn check_response(response: &IrisResponse) -> Result<(), ModuleError>
         )));
     }
     if let Some(message) = response.error.as_ref().and_then(|e| e.message.as_deref()) {
-        return Err(ModuleError::NoResults(format!("DomainTools Iris: {message}")));
+        return Err(ModuleError::NoResults(format!(
+            "DomainTools Iris: {message}"
+        )));
     }
     Ok(())
 }
@@ -110,7 +120,13 @@ pub fn map(domain: &str, record: &Value, product: Product, now: DateTime<Utc>) -
     }
     if let Some(contact) = truthy(record, "registrant_contact") {
         if let Some(name) = contact.get("name").and_then(|n| truthy(n, "value")) {
-            p.push(Entry::new(&["text"], "Registrant Name", name.clone(), "registrant name from DomainTools", &iris));
+            p.push(Entry::new(
+                &["text"],
+                "Registrant Name",
+                name.clone(),
+                "registrant name from DomainTools",
+                &iris,
+            ));
         }
         for email in list(contact, "email") {
             if let Some(value) = truthy(email, "value") {
@@ -125,7 +141,13 @@ pub fn map(domain: &str, record: &Value, product: Product, now: DateTime<Utc>) -
         }
     }
     if let Some(registrar) = truthy(record, "registrar").and_then(|r| truthy(r, "value")) {
-        p.push(Entry::new(&["text"], "Registrar Name", registrar.clone(), "Registrar from DomainTools", &iris));
+        p.push(Entry::new(
+            &["text"],
+            "Registrar Name",
+            registrar.clone(),
+            "Registrar from DomainTools",
+            &iris,
+        ));
     }
     if let Some(org) = truthy(record, "registrant_org").and_then(|o| truthy(o, "value")) {
         p.push(Entry::new(
@@ -138,7 +160,13 @@ pub fn map(domain: &str, record: &Value, product: Product, now: DateTime<Utc>) -
     }
     if let Some(risk) = truthy(record, "domain_risk") {
         if let Some(score) = truthy(risk, "risk_score") {
-            p.push(Entry::new(&["text"], "Risk Score", score.clone(), "Risk from DomainTools", &iris));
+            p.push(Entry::new(
+                &["text"],
+                "Risk Score",
+                score.clone(),
+                "Risk from DomainTools",
+                &iris,
+            ));
         }
         let mut threats: Vec<String> = Vec::new();
         let mut evidence: Vec<String> = Vec::new();
@@ -159,34 +187,79 @@ pub fn map(domain: &str, record: &Value, product: Product, now: DateTime<Utc>) -
             evidence.extend(list(component, "evidence").iter().map(pyfmt::py_str));
         }
         for (items, label, comment) in [
-            (threats, "Risk Score Component Threats", "Risk Score Threats from DomainTools"),
-            (evidence, "Risk Score Component Evidence", "Risk Score Evidence from DomainTools"),
+            (
+                threats,
+                "Risk Score Component Threats",
+                "Risk Score Threats from DomainTools",
+            ),
+            (
+                evidence,
+                "Risk Score Component Evidence",
+                "Risk Score Evidence from DomainTools",
+            ),
         ] {
             let mut items = items;
             items.sort();
             items.dedup();
             if !items.is_empty() {
-                p.push(Entry::new(&["text"], label, items.join(", "), comment, &iris));
+                p.push(Entry::new(
+                    &["text"],
+                    label,
+                    items.join(", "),
+                    comment,
+                    &iris,
+                ));
             }
         }
     }
     for ssl in list(record, "ssl_info") {
         if let Some(org) = ssl.get("organization").and_then(|o| truthy(o, "value")) {
-            p.push(Entry::new(&["text"], "SSL Org", org.clone(), "SSL Org from DomainTools", &iris));
+            p.push(Entry::new(
+                &["text"],
+                "SSL Org",
+                org.clone(),
+                "SSL Org from DomainTools",
+                &iris,
+            ));
         }
     }
     if truthy(record, "active").is_some() {
-        p.push(Entry::new(&["text"], "Active", "True", "Active from DomainTools", &iris).categories(None));
+        p.push(
+            Entry::new(
+                &["text"],
+                "Active",
+                "True",
+                "Active from DomainTools",
+                &iris,
+            )
+            .categories(None),
+        );
     }
     if let Some(rank) = truthy(record, "popularity_rank") {
-        p.push(Entry::new(&["text"], "Rank", rank.clone(), "Rank from DomainTools", &iris));
+        p.push(Entry::new(
+            &["text"],
+            "Rank",
+            rank.clone(),
+            "Rank from DomainTools",
+            &iris,
+        ));
     }
 
     if product == Product::Investigate {
         for ip in list(record, "ip") {
             for (key, types, label, comment) in [
-                ("address", "ip-dst", "IP Address", "IP address from DomainTools"),
-                ("country_code", "text", "IP Country Code", "country code from DomainTools"),
+                (
+                    "address",
+                    "ip-dst",
+                    "IP Address",
+                    "IP address from DomainTools",
+                ),
+                (
+                    "country_code",
+                    "text",
+                    "IP Country Code",
+                    "country code from DomainTools",
+                ),
                 ("isp", "text", "IP ISP", "ISP from DomainTools"),
             ] {
                 if let Some(value) = ip.get(key).and_then(|v| truthy(v, "value")) {
@@ -196,13 +269,25 @@ pub fn map(domain: &str, record: &Value, product: Product, now: DateTime<Utc>) -
         }
         for name_server in list(record, "name_server") {
             if let Some(host) = name_server.get("host").and_then(|h| truthy(h, "value")) {
-                p.push(Entry::new(&["hostname"], "Name Server", host.clone(), "Name Server from DomainTools", &iris));
+                p.push(Entry::new(
+                    &["hostname"],
+                    "Name Server",
+                    host.clone(),
+                    "Name Server from DomainTools",
+                    &iris,
+                ));
             }
         }
         // The reference shows only the first two mail servers in the popover.
         for mx in list(record, "mx").iter().take(2) {
             if let Some(host) = mx.get("host").and_then(|h| truthy(h, "value")) {
-                p.push(Entry::new(&["text"], "Mail Server Host", host.clone(), "Mail Server from DomainTools", &iris));
+                p.push(Entry::new(
+                    &["text"],
+                    "Mail Server Host",
+                    host.clone(),
+                    "Mail Server from DomainTools",
+                    &iris,
+                ));
             }
         }
         if let Some(created) = truthy(record, "create_date") {
@@ -211,17 +296,29 @@ pub fn map(domain: &str, record: &Value, product: Product, now: DateTime<Utc>) -
     }
 
     // The guided-pivot pass: counts in 2..=500 become "Guided Pivot" entries, the rest values.
-    for (key, label) in [("technical_contact", "technical contact"), ("admin_contact", "admin contact"), ("billing_contact", "billing contact")] {
+    for (key, label) in [
+        ("technical_contact", "technical contact"),
+        ("admin_contact", "admin contact"),
+        ("billing_contact", "billing contact"),
+    ] {
         if let Some(contact) = truthy(record, key) {
             each_field(&mut p, contact, label);
         }
     }
-    for (key, label) in [("redirect_domain", "redirect domain"), ("registrar", "registrar"), ("google_analytics", "google analytics")] {
+    for (key, label) in [
+        ("redirect_domain", "redirect domain"),
+        ("registrar", "registrar"),
+        ("google_analytics", "google analytics"),
+    ] {
         if let Some(value) = truthy(record, key) {
             guided_or_value(&mut p, value, label);
         }
     }
-    for (key, label) in [("registrant_contact", "registrant contact"), ("registrant_org", "registrant organization"), ("registrant_name", "registrant name")] {
+    for (key, label) in [
+        ("registrant_contact", "registrant contact"),
+        ("registrant_org", "registrant organization"),
+        ("registrant_name", "registrant name"),
+    ] {
         if let Some(value) = truthy(record, key) {
             each_field(&mut p, value, label);
         }
@@ -319,7 +416,9 @@ fn guided_or_value(p: &mut Payload, value: &Value, label: &str) {
 /// The reference's `ATTRIBUTE_TYPES_MAP`: hostnames and IPs get their MISP types, the rest text.
 fn attribute_type(label: &str) -> &'static str {
     match label {
-        "email domain" | "mx host" | "mx domain" | "name server host" | "name server domain" => "hostname",
+        "email domain" | "mx host" | "mx domain" | "name server host" | "name server domain" => {
+            "hostname"
+        }
         "ip address" | "mx ip" | "name server ip" => "ip-dst",
         _ => "text",
     }
@@ -334,12 +433,26 @@ mod tests {
     fn guided_pivot_window_is_two_to_five_hundred() {
         let mut p = Payload::new();
         for count in [0, 1, 2, 500, 501] {
-            guided_or_value(&mut p, &json!({"value": format!("v{count}"), "count": count}), "ip address");
+            guided_or_value(
+                &mut p,
+                &json!({"value": format!("v{count}"), "count": count}),
+                "ip address",
+            );
         }
-        let labels: Vec<_> = p.entries().iter().map(|e| (e.label.as_str(), e.types[0])).collect();
+        let labels: Vec<_> = p
+            .entries()
+            .iter()
+            .map(|e| (e.label.as_str(), e.types[0]))
+            .collect();
         assert_eq!(
             labels,
-            [("Ip Address", "ip-dst"), ("Ip Address", "ip-dst"), ("Guided Pivot", "ip-dst"), ("Guided Pivot", "ip-dst"), ("Ip Address", "ip-dst")]
+            [
+                ("Ip Address", "ip-dst"),
+                ("Ip Address", "ip-dst"),
+                ("Guided Pivot", "ip-dst"),
+                ("Guided Pivot", "ip-dst"),
+                ("Ip Address", "ip-dst")
+            ]
         );
     }
 
@@ -358,14 +471,21 @@ mod tests {
             {"name": "proximity", "risk_score": 50, "threats": ["malware", "spam"]}
         ]}});
         let p = map("x.com", &record, Product::Enrich, Utc::now());
-        let shown: Vec<_> = p.entries().iter().map(|e| (e.label.as_str(), e.value.clone())).collect();
+        let shown: Vec<_> = p
+            .entries()
+            .iter()
+            .map(|e| (e.label.as_str(), e.value.clone()))
+            .collect();
         assert_eq!(
             shown,
             [
                 ("Risk Score", json!(87)),
                 ("Risk Score Component", json!("threat_profile (87)")),
                 ("Risk Score Component", json!("proximity (50)")),
-                ("Risk Score Component Threats", json!("malware, phishing, spam")),
+                (
+                    "Risk Score Component Threats",
+                    json!("malware, phishing, spam")
+                ),
                 ("Risk Score Component Evidence", json!("registrant")),
             ]
         );
@@ -382,7 +502,11 @@ mod tests {
         let mx = |h: &str| json!({"host": {"value": h, "count": 9999}, "domain": {"value": "", "count": 0}, "ip": [], "priority": 10});
         let record = json!({"mx": [mx("a.example"), mx("b.example"), mx("c.example")]});
         let p = map("x.com", &record, Product::Investigate, Utc::now());
-        let hosts = p.entries().iter().filter(|e| e.label == "Mail Server Host").count();
+        let hosts = p
+            .entries()
+            .iter()
+            .filter(|e| e.label == "Mail Server Host")
+            .count();
         assert_eq!(hosts, 2);
         let mx_hosts = p.entries().iter().filter(|e| e.label == "Mx Host").count();
         assert_eq!(mx_hosts, 3, "the guided-pivot pass is not capped");

@@ -60,11 +60,7 @@ impl Context {
 
     /// Renders a payload in the request's form, marking demo data as such.
     pub fn render(&self, payload: &Payload) -> Vec<Value> {
-        misp::render(
-            payload.entries(),
-            self.form,
-            self.demo.then_some(DEMO_NOTE),
-        )
+        misp::render(payload.entries(), self.form, self.demo.then_some(DEMO_NOTE))
     }
 }
 

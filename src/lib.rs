@@ -56,6 +56,24 @@ pub async fn run(
     Ok(())
 }
 
+/// Asks the server configured by `config` for `/healthcheck` (a wildcard listen address is
+/// reached on loopback).
+pub async fn healthcheck(config: &Config) -> anyhow::Result<()> {
+    let host = match config.listen.as_str() {
+        "0.0.0.0" | "::" | "[::]" => "127.0.0.1",
+        other => other,
+    };
+    let url = format!("http://{host}:{}/healthcheck", config.port);
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(3))
+        .build()?;
+    let bytes = client.get(&url).send().await?.error_for_status()?.bytes().await?;
+    let body: serde_json::Value = serde_json::from_slice(&bytes)?;
+    anyhow::ensure!(body["status"] == true, "{url} answered {body}");
+    Ok(())
+}
+
 /// Builds the server state for `config`, talking to DomainTools at `api_url`; `forced`
 /// credentials (demo mode) replace any the requests carry.
 fn build_state(

@@ -17,6 +17,8 @@ use super::Fault;
 
 /// How many bytes [`Fault::SlowDrip`] sends at a time.
 const DRIP_BYTES: usize = 16;
+/// How long [`Fault::CutBody`] waits between the part it sends and the break.
+const CUT_PAUSE: Duration = Duration::from_millis(20);
 
 /// One injected fault and how many more requests it applies to.
 #[derive(Debug)]
@@ -85,16 +87,18 @@ impl Delivery {
             }
             Delivery::Cut(answer) => {
                 let sent = answer.body.slice(..answer.body.len() / 2);
-                // An error from the body stream makes hyper drop the connection without
-                // finishing the chunked body, which the client sees as a truncated answer.
-                let parts: [Result<Bytes, io::Error>; 2] = [
-                    Ok(sent),
+                // The pause lets hyper flush the head and the first half; the error then makes
+                // it drop the connection without finishing the chunked body, which the client
+                // sees as a truncated answer.
+                let broken = stream::once(async {
+                    tokio::time::sleep(CUT_PAUSE).await;
                     Err(io::Error::new(
                         io::ErrorKind::ConnectionAborted,
                         "fake DomainTools API: body cut on purpose",
-                    )),
-                ];
-                answer.respond_with(Body::from_stream(stream::iter(parts)))
+                    ))
+                });
+                let body = stream::iter([Ok::<_, io::Error>(sent)]).chain(broken);
+                answer.respond_with(Body::from_stream(body))
             }
             Delivery::Drip(answer, interval) => {
                 let chunks: Vec<Bytes> = (0..answer.body.len())

@@ -294,9 +294,11 @@ pub enum Fault {
     /// Waits this long before answering normally.
     Slow(Duration),
     /// Starts a 200 answer, sends part of the body, then breaks the connection (body cut
-    /// mid-stream).
+    /// mid-stream). The status and body are those of the normal answer: 200 for a valid
+    /// request.
     CutBody,
-    /// Answers 200 but drips the body a few bytes every `interval`.
+    /// Answers 200 but drips the body a few bytes every `interval` (the normal answer, as for
+    /// `CutBody`).
     SlowDrip { interval: Duration },
     /// Iris Investigate's HTTP-200 `limit_exceeded: true` answer (fixture
     /// iris-investigate-limit-exceeded.json).

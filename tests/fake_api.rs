@@ -576,6 +576,8 @@ async fn lookups_without_data_get_the_recorded_404() {
         ("/v1/amazon.com/whois/history", vec![]),
         ("/v1/amazon.com", vec![]),
         ("/v1/8.8.4.4/host-domains", vec![]),
+        ("/v1/2001:db8::1/whois", vec![]),
+        ("/v1/192.0.2.1/whois/parsed", vec![]),
         ("/v1/example.org/reverse-ip", vec![]),
         ("/v1/risk", vec![("domain", "nothing-here.test")]),
         ("/v1/reputation", vec![("domain", "nothing-here.test")]),

@@ -47,7 +47,10 @@
 //! - **Escalations and watchlist changes** answer in the recorded shapes (ids derived from
 //!   the request, dates from the fake's clock) but change nothing: the lists stay as recorded.
 //!   Watchlist changes need ids from the recorded lists (their answer names the domain).
-//! - **Reputation** with `include_reasons=true` adds `reasons` (empty for a zero-risk domain).
+//! - **Reputation** with `include_reasons=true` adds `reasons` (never recorded): empty for
+//!   google.com, three evidence-style strings for hug.rest.
+//! - **Reverse IP / host domains** `limit` truncates each address's `domain_names` (the API
+//!   applies it per address); `limit=0` leaves only the counts.
 //!
 //! Pages past the end, oversized `limit`s (clamped to the API's maximum) and unknown extra
 //! parameters are accepted like the real API does; missing or malformed required parameters

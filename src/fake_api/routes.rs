@@ -158,9 +158,11 @@ pub(super) fn number(params: &Params, name: &str, default: usize) -> Result<usiz
 }
 
 /// The recorded answer when the target is `known`, the recorded 404 for any other valid
-/// domain, the recorded 400 for a value that is no domain.
+/// domain or IP address, the recorded 400 for a value that is neither.
 fn recorded_for(raw: &str, known: &str, fixture: &Value) -> Outcome {
-    let domain = normalize_domain(raw).ok_or_else(|| Answer::bad_request(Family::Classic))?;
+    let domain = normalize_domain(raw)
+        .or_else(|| ip_address(raw).map(|ip| ip.to_string()))
+        .ok_or_else(|| Answer::bad_request(Family::Classic))?;
     if domain == known {
         Ok(Answer::ok(Family::Classic, fixture))
     } else {
@@ -287,12 +289,14 @@ fn reverse_ip(ctx: &Context<'_>, raw: &str) -> Outcome {
     Ok(Answer::ok(Family::Classic, &answer))
 }
 
-fn host_domains(ctx: &Context<'_>, raw: &str) -> Outcome {
+/// An IP address path value (IPv6 ones arrive percent-encoded only if the client chose to).
+fn ip_address(raw: &str) -> Option<IpAddr> {
     let decoded = percent_decode(raw).unwrap_or_else(|| raw.to_owned());
-    let ip: IpAddr = decoded
-        .trim()
-        .parse()
-        .map_err(|_| Answer::bad_request(Family::Classic))?;
+    decoded.trim().parse().ok()
+}
+
+fn host_domains(ctx: &Context<'_>, raw: &str) -> Outcome {
+    let ip = ip_address(raw).ok_or_else(|| Answer::bad_request(Family::Classic))?;
     if ip.to_string() != "199.30.228.112" {
         return Err(Answer::no_data());
     }

@@ -10,11 +10,13 @@
 //! - [`domain`]: registrable-domain reduction (ICANN public suffixes, like the reference).
 //! - [`pyfmt`]: the Python formatting the reference's output depends on.
 //! - [`domaintools`]: the DomainTools API client (knows nothing of MISP or axum).
+//! - [`fake_api`]: a fixture-driven fake of the DomainTools API, for tests and `--demo`.
 //! - [`telemetry`]: logging set-up.
 
 pub mod config;
 pub mod domain;
 pub mod domaintools;
+pub mod fake_api;
 pub mod misp;
 pub mod modules;
 pub mod protocol;
@@ -68,7 +70,13 @@ pub async fn healthcheck(config: &Config) -> anyhow::Result<()> {
         .no_proxy()
         .timeout(Duration::from_secs(3))
         .build()?;
-    let bytes = client.get(&url).send().await?.error_for_status()?.bytes().await?;
+    let bytes = client
+        .get(&url)
+        .send()
+        .await?
+        .error_for_status()?
+        .bytes()
+        .await?;
     let body: serde_json::Value = serde_json::from_slice(&bytes)?;
     anyhow::ensure!(body["status"] == true, "{url} answered {body}");
     Ok(())

@@ -24,7 +24,10 @@ pub fn assert_valid(entries: &[Value]) -> usize {
             if let Some(categories) = entry.get("categories") {
                 for c in categories.as_array().unwrap() {
                     let c = c.as_str().unwrap();
-                    assert!(CATALOGUE.allows(c, t), "MISP refuses {t:?} under {c:?}: {entry}");
+                    assert!(
+                        CATALOGUE.allows(c, t),
+                        "MISP refuses {t:?} under {c:?}: {entry}"
+                    );
                     checked += 1;
                 }
             }
@@ -43,7 +46,12 @@ fn iris_hover_modules_emit_valid_misp() {
         ("iris-enrich.json", Product::Investigate),
     ] {
         for record in fixture(file)["response"]["results"].as_array().unwrap() {
-            let payload = map(record["domain"].as_str().unwrap(), record, product, Utc::now());
+            let payload = map(
+                record["domain"].as_str().unwrap(),
+                record,
+                product,
+                Utc::now(),
+            );
             assert!(!payload.is_empty());
             for form in [Form::Hover, Form::Stored] {
                 checked += assert_valid(&render(payload.entries(), form, None));

@@ -106,7 +106,9 @@ pub(crate) async fn run(ctx: Context, input: Input, flavor: Flavor) -> Result<Re
                 Flavor::Analyze => 0,
                 Flavor::Pivot => ctx.settings.number("results_limit", 100)?,
             };
-            let ip = input.value.trim();
+            // Not trimmed: white space in an IP value is refused like any other stray
+            // character, the same as in domain values.
+            let ip = input.value.as_str();
             classic::validate_ip(ip).map_err(|e| ModuleError::Input(e.to_string()))?;
             // Analyze only shows the count, so it asks for no domains at all, as the reference.
             let limit = (flavor == Flavor::Analyze).then_some(0);
@@ -139,7 +141,17 @@ pub(crate) fn lookup_domain(input: &Input) -> Result<String, ModuleError> {
         classic::check_host_characters(&input.value).map_err(refused)?;
     }
     let domain = iris_hover::lookup_domain(&input.value)?;
-    classic::validate_domain(&domain).map_err(refused)?;
+    classic::validate_domain(&domain).map_err(|e| {
+        // Say where the refused name came from when it is not the value as given.
+        if domain == input.value {
+            refused(e)
+        } else {
+            ModuleError::Input(format!(
+                "{e} It is the registrable domain of the {} value.",
+                input.attribute_type
+            ))
+        }
+    })?;
     Ok(domain)
 }
 

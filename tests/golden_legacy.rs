@@ -241,3 +241,51 @@ fn stored_form_keeps_the_entries_with_plain_values() {
         "the comment already names the label"
     );
 }
+
+#[test]
+fn legacy_modules_emit_types_and_categories_misp_accepts() {
+    use misp_domaintools::misp::CATALOGUE;
+    let mut payloads = vec![
+        map_domain(
+            "google.com",
+            Some(&answer("parsed-whois.json")),
+            Some(&answer("domain-profile.json")),
+            Some(&answer("risk.json")),
+            Flavor::Pivot,
+            golden_day(),
+        ),
+        historic::map(
+            Some(&answer("hosting-history.json")),
+            Some(&answer("whois-history.json")),
+        ),
+    ];
+    let mut ips = Payload::new();
+    map_host_domains(&mut ips, &answer("host-domains.json"), Flavor::Pivot, 100);
+    map_reverse_whois(&mut ips, &answer("reverse-whois.json"));
+    payloads.push(ips);
+    let mut checked = 0;
+    for payload in &payloads {
+        for form in [Form::Hover, Form::Stored] {
+            for entry in render(payload.entries(), form, None) {
+                for t in entry["types"].as_array().unwrap() {
+                    let t = t.as_str().unwrap();
+                    assert!(CATALOGUE.has_type(t), "unknown MISP type {t:?} in {entry}");
+                    for c in entry
+                        .get("categories")
+                        .and_then(Value::as_array)
+                        .into_iter()
+                        .flatten()
+                    {
+                        let c = c.as_str().unwrap();
+                        assert!(
+                            CATALOGUE.allows(c, t),
+                            "MISP refuses {t:?} under {c:?}: {entry}"
+                        );
+                        checked += 1;
+                    }
+                }
+            }
+        }
+    }
+    assert!(checked > 40, "{checked}");
+}

@@ -1084,6 +1084,37 @@ mod tests {
         assert_eq!(p.len(), 1);
     }
 
+    fn context() -> Context {
+        Context {
+            client: domaintools::Client::new(domaintools::ClientConfig::new("MISP", "test"))
+                .unwrap(),
+            credentials: domaintools::Credentials::new("u", "k"),
+            settings: super::super::Settings::default(),
+            form: crate::misp::Form::Hover,
+            now: now(),
+            demo: false,
+            module: "DomainTools-Analyze",
+        }
+    }
+
+    #[test]
+    fn nothing_found_and_nothing_failed_is_no_results_not_an_unknown_error() {
+        let error = finish(&context(), &Payload::new(), &Failures::default()).unwrap_err();
+        assert!(matches!(error, ModuleError::NoResults(_)));
+        assert_eq!(error.to_string(), "No results found.");
+
+        let mut failures = Failures::default();
+        failures.take("Risk", Err(domaintools::Error::Decode("x".into())));
+        let reply = finish(&context(), &Payload::new(), &failures).unwrap();
+        assert!(reply.results.is_empty());
+        assert_eq!(
+            reply.error.as_deref(),
+            Some(
+                "Risk lookup failed: the DomainTools API sent an answer that could not be read (x)"
+            )
+        );
+    }
+
     #[test]
     fn failures_read_as_one_message() {
         let api = |m: &str| domaintools::Error::Api {

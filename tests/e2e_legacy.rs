@@ -5,10 +5,13 @@
 
 use chrono::{DateTime, TimeZone, Utc};
 use misp_domaintools::domaintools::{Client, ClientConfig, Proxy};
-use misp_domaintools::fake_api::{FakeApi, Fault, LoggedRequest, RunningFake};
+use misp_domaintools::fake_api::{
+    FakeApi, Fault, LoggedRequest, RunningFake, DEMO_API_KEY, DEMO_USERNAME,
+};
 use misp_domaintools::misp::{render, Form, Payload};
 use misp_domaintools::modules::historic;
 use misp_domaintools::modules::legacy::{map_domain, map_host_domains, Flavor};
+use misp_domaintools::protocol::DefaultCredentials;
 use misp_domaintools::registry::{Registry, MODULES};
 use misp_domaintools::server::{serve, AppState, Options};
 use serde_json::{json, Value};
@@ -43,6 +46,12 @@ struct Harness {
 
 impl Harness {
     async fn start() -> Self {
+        Self::start_with(DefaultCredentials::default()).await
+    }
+
+    /// Like [`Harness::start`], with server-side default credentials (the demo account for the
+    /// examples, whose config carries nulls as MISP sends them).
+    async fn start_with(default_credentials: DefaultCredentials) -> Self {
         let fake = FakeApi::new().with_user(USER, KEY);
         let running = fake.spawn().await.unwrap();
         let mut config = ClientConfig::new("MISP", "test");
@@ -53,6 +62,7 @@ impl Harness {
             Client::new(config).unwrap(),
             Options {
                 now: golden_day,
+                default_credentials,
                 ..Options::default()
             },
         );
@@ -83,13 +93,12 @@ impl Harness {
                 body.insert(k.clone(), v.clone());
             }
         }
-        let response = self
-            .http
-            .post(&self.url)
-            .body(body.to_string())
-            .send()
-            .await
-            .unwrap();
+        self.post(body.to_string()).await
+    }
+
+    /// POSTs a raw body to `/query` and returns the JSON reply (always HTTP 200 here).
+    async fn post(&self, body: String) -> Value {
+        let response = self.http.post(&self.url).body(body).send().await.unwrap();
         assert_eq!(response.status(), 200);
         let text = response.text().await.unwrap();
         assert!(!text.contains(KEY), "the key leaked into a reply: {text}");
@@ -844,4 +853,54 @@ async fn the_client_itself_refuses_unsafe_path_values_before_any_request() {
     let profile = client.domain_profile(caller, "google.com").await.unwrap();
     assert_eq!(profile["server"]["ip_address"], "142.250.73.68");
     assert_eq!(fake.calls_to("/v1/google.com"), 1);
+}
+
+#[tokio::test]
+async fn the_legacy_examples_run_on_the_demo_data() {
+    let h = Harness::start_with(DefaultCredentials {
+        username: Some(DEMO_USERNAME.into()),
+        api_key: Some(DEMO_API_KEY.into()),
+    })
+    .await;
+    let whois_404 = format!("Whois History lookup failed: {NOT_FOUND}");
+    let hosting_404 = format!("Hosting History lookup failed: {NOT_FOUND}");
+    let risk_only = format!("Parsed Whois and Domain Profile lookups failed: {NOT_FOUND}");
+    let cases: [(&str, usize, Option<&str>); 12] = [
+        ("analyze-domain.json", 27, None),
+        ("analyze-url.json", 27, None),
+        ("analyze-risk.json", 6, Some(&risk_only)),
+        ("analyze-email.json", 2, None),
+        ("analyze-ip.json", 1, None),
+        ("pivot-domain.json", 27, None),
+        ("pivot-registrant.json", 25_002, None),
+        ("pivot-ip.json", 2, None),
+        ("historic-domain.json", 91, Some(&whois_404)),
+        ("historic-whois-history.json", 1, Some(&hosting_404)),
+        (
+            "error-historic-ip.json",
+            0,
+            Some("DomainTools-Historic supports domain, hostname, url, uri and text inputs"),
+        ),
+        (
+            "error-path-attack.json",
+            0,
+            Some("\"google.com/../../v1/account\" is not a valid domain name: it contains '/'."),
+        ),
+    ];
+    for (file, count, error) in cases {
+        let path = format!("{}/examples/{file}", env!("CARGO_MANIFEST_DIR"));
+        let body = std::fs::read_to_string(&path).unwrap();
+        let stored = body.contains("event_id");
+        let reply = h.post(body).await;
+        let results = reply["results"].as_array().unwrap();
+        assert_eq!(results.len(), count, "{file}: {}", reply["error"]);
+        assert_eq!(reply["error"].as_str(), error, "{file}");
+        if let Some(first) = results.first() {
+            assert_eq!(
+                first["values"].is_array(),
+                stored,
+                "{file}: stored form iff event_id"
+            );
+        }
+    }
 }

@@ -227,6 +227,43 @@ mod tests {
     }
 
     #[test]
+    fn emails_never_panic_and_only_return_substrings() {
+        let alphabet = [
+            "a", "Z", "9", "_", ".", "+", "-", "@", " ", "é", "日", "\u{0}", "\n", "💥",
+        ];
+        // Every string of up to four symbols from the alphabet: 14^4 + … cases.
+        let mut cases = vec![String::new()];
+        for _ in 0..4 {
+            let mut next = Vec::new();
+            for prefix in &cases {
+                for symbol in alphabet {
+                    next.push(format!("{prefix}{symbol}"));
+                }
+            }
+            cases.extend(next.into_iter().filter(|c| c.chars().count() <= 4));
+            cases.sort();
+            cases.dedup();
+        }
+        assert!(cases.len() > 30_000);
+        for case in &cases {
+            for email in emails(case) {
+                assert!(case.contains(&email) && email.contains('@'), "{case:?}");
+            }
+            let padded = format!("x{case}y@d.co{case}");
+            for email in emails(&padded) {
+                assert!(padded.contains(&email), "{padded:?}");
+            }
+        }
+        let map_both = |v: Value| map(Some(&v), Some(&v));
+        for odd in [
+            json!({"ip_history": [1, "x", {"pre_ip": [1]}], "history": [{"whois": {"record": 5}}]}),
+            json!({"nameserver_history": [{"pre_mns": {}}], "registrar_history": [null]}),
+        ] {
+            map_both(odd);
+        }
+    }
+
+    #[test]
     fn hosting_history_maps_ips_name_servers_and_registrars_keeping_the_first_date() {
         let answer = json!({
             "ip_history": [

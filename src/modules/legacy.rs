@@ -1116,6 +1116,48 @@ mod tests {
     }
 
     #[test]
+    fn mappers_survive_answers_of_any_shape() {
+        let odd = [
+            json!(null),
+            json!(0),
+            json!("x"),
+            json!([]),
+            json!({}),
+            json!([1, "a", null, {"b": []}]),
+            json!({"parsed_whois": "x"}),
+            json!({"parsed_whois": {"contacts": "admin", "registrar": [1, {"a": null}], "created_date": 5}}),
+            json!({"parsed_whois": {"source": "RIPE", "contacts": {"a": {"name": "n"}}, "networks": "x"}}),
+            json!({"parsed_whois": {"contacts": {"admin": {"email": [null, 1, ["x"]]}}, "other_properties": {"a": {"b": {"c": [{"d": 1}]}}}}}),
+            json!({"server": "x", "registrant": [], "name_servers": {"server": "a"}, "registration": {"created": null}}),
+            json!({"risk_score": {"x": 1}, "components": {"name": "x"}}),
+            json!({"components": [[1, 2], {"name": {"nested": true}}]}),
+            json!({"domains": "a.com", "domain_count": ["current"]}),
+            json!({"domains": [null, 1, {"x": 1}], "domain_count": {"current": null}}),
+            json!({"ip_addresses": [{"ip_address": "1.2.3.4"}]}),
+            json!({"ip_addresses": {"ip_address": 7, "domain_names": "a.com"}}),
+        ];
+        for answer in &odd {
+            for flavor in [Flavor::Analyze, Flavor::Pivot] {
+                let p = map_domain(
+                    "x.com",
+                    Some(answer),
+                    Some(answer),
+                    Some(answer),
+                    flavor,
+                    now(),
+                );
+                let mut p2 = Payload::new();
+                map_reverse_whois(&mut p2, answer);
+                map_host_domains(&mut p2, answer, flavor, u64::MAX);
+                for form in [crate::misp::Form::Hover, crate::misp::Form::Stored] {
+                    crate::misp::render(p.entries(), form, None);
+                    crate::misp::render(p2.entries(), form, None);
+                }
+            }
+        }
+    }
+
+    #[test]
     fn failures_read_as_one_message() {
         let api = |m: &str| domaintools::Error::Api {
             status: 403,

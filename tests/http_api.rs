@@ -135,7 +135,7 @@ async fn module_problems_are_200_with_results_and_error() {
     let cases = [
         (json!({"domain": "example.com"}), "The request has no \"module\" field."),
         (json!({"module": 7}), "The \"module\" field must be a module name (a string)."),
-        (json!({"module": "DomainTools-Nope", "domain": "x"}), "Unknown module \"DomainTools-Nope\". This server provides: DomainTools-Iris-Enrich, DomainTools-Iris-Investigate."),
+        (json!({"module": "DomainTools-Nope", "domain": "x"}), "Unknown module \"DomainTools-Nope\". This server provides: DomainTools-Analyze, DomainTools-Historic, DomainTools-Iris-Enrich, DomainTools-Iris-Investigate, DomainTools-Pivot."),
         (json!({"module": "DomainTools-Iris-Investigate", "domain": "example.com"}), "Configuration is missing from the request."),
         (json!({"module": "DomainTools-Iris-Investigate", "domain": "example.com", "config": null}), "Configuration is missing from the request."),
         (json!({"module": "DomainTools-Iris-Investigate", "domain": "example.com", "config": {"username": null, "api_key": null, "results_limit": null}}), "DomainTools API username is not configured."),

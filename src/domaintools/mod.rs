@@ -2,11 +2,13 @@
 //! MISP. Requests are HMAC-signed ([`auth`]), errors are one typed enum ([`Error`]).
 
 pub mod auth;
+pub mod classic;
 pub mod client;
 pub mod error;
 pub mod types;
 
 pub use auth::{Credentials, SignHash};
+pub use classic::ReverseWhoisMode;
 pub use client::{Caller, Client, ClientConfig, Proxy, DEFAULT_BASE_URL};
 pub use error::Error;
 pub use types::IrisResponse;

@@ -1,9 +1,13 @@
 //! The DomainTools MISP modules: one file per module, each with a pure mapping from the
 //! DomainTools answer to MISP entries, plus what they share (request context, settings, errors).
 
+pub mod analyze;
+pub mod historic;
 pub mod iris_enrich;
 pub mod iris_hover;
 pub mod iris_investigate;
+pub mod legacy;
+pub mod pivot;
 
 use chrono::{DateTime, Utc};
 use futures_util::future::BoxFuture;

@@ -77,3 +77,13 @@ fn the_stable_tag_order_is_pinned() {
         .unwrap();
     assert_eq!(org.tags, ["DomainTools", "Iris", "registrant org"]);
 }
+
+#[test]
+fn iris_pivot_matches_the_reference_on_google_com() {
+    let payload = misp_domaintools::modules::iris_pivot::map_domain(
+        &record("iris-investigate-domain.json", "google.com"),
+        misp_domaintools::modules::iris_pivot::DEFAULT_GUIDED_PIVOT_THRESHOLD,
+    );
+    let ours = render(payload.entries(), Form::Hover, None);
+    golden::assert_matches(&ours, &golden::load("iris-pivot-google.com.txt"), &[]);
+}

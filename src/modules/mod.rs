@@ -4,6 +4,8 @@
 pub mod iris_enrich;
 pub mod iris_hover;
 pub mod iris_investigate;
+pub mod iris_pivot;
+pub mod iris_search;
 
 use chrono::{DateTime, Utc};
 use futures_util::future::BoxFuture;

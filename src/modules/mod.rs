@@ -3,6 +3,7 @@
 
 pub mod iris_enrich;
 pub mod iris_hover;
+pub mod iris_import;
 pub mod iris_investigate;
 pub mod iris_pivot;
 pub mod iris_search;

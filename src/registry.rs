@@ -4,11 +4,12 @@
 use bytes::Bytes;
 use serde_json::Value;
 
-use crate::modules::{iris_enrich, iris_import, iris_investigate, iris_pivot, Module};
+use crate::modules::{iris_detect, iris_enrich, iris_import, iris_investigate, iris_pivot, Module};
 
 /// Every module, alphabetically. Adding a module means adding its file under `src/modules/`,
 /// its descriptor under `modules/`, and one line here.
 pub static MODULES: &[Module] = &[
+    iris_detect::MODULE,
     iris_enrich::MODULE,
     iris_import::MODULE,
     iris_investigate::MODULE,

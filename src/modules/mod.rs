@@ -1,6 +1,7 @@
 //! The DomainTools MISP modules: one file per module, each with a pure mapping from the
 //! DomainTools answer to MISP entries, plus what they share (request context, settings, errors).
 
+pub mod iris_detect;
 pub mod iris_enrich;
 pub mod iris_hover;
 pub mod iris_import;

@@ -4,7 +4,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use clap::{Parser, ValueEnum};
+use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::domaintools::DEFAULT_BASE_URL;
 
@@ -48,6 +48,10 @@ pub enum LogFormat {
 #[derive(Debug, Clone, Parser)]
 #[command(name = "misp-domaintools", version, about, long_about)]
 pub struct Config {
+    /// What to do (default: run the server).
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
     /// Address to listen on (misp-modules' -l).
     #[arg(
         short = 'l',
@@ -108,6 +112,14 @@ pub struct Config {
     /// no network needed. Every result says it is demo data.
     #[arg(long, env = "MISP_DOMAINTOOLS_DEMO")]
     pub demo: bool,
+}
+
+/// Commands besides serving.
+#[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
+pub enum Command {
+    /// Asks a running server (at --listen/--port) for /healthcheck; exits 0 when healthy.
+    /// Used by the container HEALTHCHECK, where no curl is installed.
+    Healthcheck,
 }
 
 #[cfg(test)]

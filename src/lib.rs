@@ -10,11 +10,13 @@
 //! - [`domain`]: registrable-domain reduction (ICANN public suffixes, like the reference).
 //! - [`pyfmt`]: the Python formatting the reference's output depends on.
 //! - [`domaintools`]: the DomainTools API client (knows nothing of MISP or axum).
+//! - [`fake_api`]: a fixture-driven fake of the DomainTools API, for tests and `--demo`.
 //! - [`telemetry`]: logging set-up.
 
 pub mod config;
 pub mod domain;
 pub mod domaintools;
+pub mod fake_api;
 pub mod misp;
 pub mod modules;
 pub mod protocol;
@@ -53,6 +55,30 @@ pub async fn run(
         env!("CARGO_PKG_VERSION")
     );
     server::serve(listener, state, shutdown).await?;
+    Ok(())
+}
+
+/// Asks the server configured by `config` for `/healthcheck` (a wildcard listen address is
+/// reached on loopback).
+pub async fn healthcheck(config: &Config) -> anyhow::Result<()> {
+    let host = match config.listen.as_str() {
+        "0.0.0.0" | "::" | "[::]" => "127.0.0.1",
+        other => other,
+    };
+    let url = format!("http://{host}:{}/healthcheck", config.port);
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(3))
+        .build()?;
+    let bytes = client
+        .get(&url)
+        .send()
+        .await?
+        .error_for_status()?
+        .bytes()
+        .await?;
+    let body: serde_json::Value = serde_json::from_slice(&bytes)?;
+    anyhow::ensure!(body["status"] == true, "{url} answered {body}");
     Ok(())
 }
 

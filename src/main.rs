@@ -1,10 +1,14 @@
-//! The misp-domaintools binary: parse the settings, run the server until Ctrl-C or SIGTERM.
+//! The misp-domaintools binary: parse the settings, then serve until Ctrl-C or SIGTERM (or run
+//! one of the other commands).
 
 use clap::Parser;
-use misp_domaintools::config::Config;
+use misp_domaintools::config::{Command, Config};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let config = Config::parse();
-    misp_domaintools::run(config, misp_domaintools::server::shutdown_signal()).await
+    match config.command {
+        Some(Command::Healthcheck) => misp_domaintools::healthcheck(&config).await,
+        None => misp_domaintools::run(config, misp_domaintools::server::shutdown_signal()).await,
+    }
 }

@@ -223,10 +223,19 @@ async fn answer(
         Ok(timeout) => timeout,
         Err(message) => return (protocol::error_json(message), "error"),
     };
-    let credentials = match protocol::credentials(request, &inner.options.default_credentials) {
-        Ok(credentials) => credentials,
-        Err(message) => return (protocol::error_json(message), "error"),
+    // Demo mode always uses the demo account: whatever MISP has configured would be refused
+    // by the built-in fake API.
+    let no_config = serde_json::Map::new();
+    let credential_source = if inner.options.demo {
+        &no_config
+    } else {
+        request
     };
+    let credentials =
+        match protocol::credentials(credential_source, &inner.options.default_credentials) {
+            Ok(credentials) => credentials,
+            Err(message) => return (protocol::error_json(message), "error"),
+        };
     let input = match protocol::input(name, &registered.inputs, request) {
         Ok(input) => input,
         Err(message) => return (protocol::error_json(message), "error"),

@@ -828,3 +828,56 @@ async fn no_secret_reaches_a_reply() {
         assert!(!text.contains("signature"), "{text}");
     }
 }
+
+/// Lets the next request on `path` through, then fails every later one with a 503.
+fn fail_after_first(fake: &FakeApi, path: &str) {
+    fake.inject(path, Fault::Slow(std::time::Duration::ZERO), Some(1));
+    fake.inject(path, Fault::RateLimited, None);
+}
+
+#[tokio::test]
+async fn import_keeps_the_pages_read_when_a_later_one_fails() {
+    let h = Harness::start().await;
+    fail_after_first(&h.fake, INVESTIGATE);
+    let reply = h
+        .query(
+            "DomainTools-Iris-Import",
+            json!({"data": STANDARD.encode("many-1234"), "event_id": "1"}),
+            json!({"results_limit": "1000"}),
+        )
+        .await;
+    assert_eq!(reply["results"].as_array().unwrap().len(), 500);
+    assert_eq!(
+        reply["error"],
+        "DomainTools Iris has 1,234 domains for this search hash; only the first 500 are imported (reading the next page failed: DomainTools API error 503: You have exceeded the maximum number of requests per minute allowed under your service level (/min))."
+    );
+    assert!(reply.get("comment").is_none());
+}
+
+#[tokio::test]
+async fn detect_keeps_the_pages_read_when_a_later_one_fails() {
+    let h = Harness::start().await;
+    fail_after_first(&h.fake, DETECT_NEW);
+    let reply = h
+        .query(
+            "DomainTools-Iris-Detect",
+            json!({"data": ""}),
+            json!({"results_limit": "100", "include_domain_data": "1"}),
+        )
+        .await;
+    let domains = reply["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["tags"] == json!(["DomainTools", "Iris Detect"]))
+        .count();
+    assert_eq!(domains, 50);
+    assert_eq!(
+        reply["comment"],
+        "DomainTools Iris Detect: imported 50 of 100 new domains (a page could not be read)."
+    );
+    assert!(reply["error"]
+        .as_str()
+        .unwrap()
+        .starts_with("Reading the next Iris Detect page failed, so the import is partial: DomainTools API error 503"));
+}

@@ -178,7 +178,10 @@ impl Collected {
             Some(Stop::PageCap) => {
                 format!("this server reads at most {MAX_PAGES} pages of Iris results")
             }
-            Some(Stop::Failed(error)) => format!("reading the next page failed: {error}"),
+            Some(Stop::Failed(error)) => format!(
+                "reading the next page failed: {}",
+                error.to_string().trim_end_matches('.')
+            ),
             None if shown as u64 >= limit => format!("results_limit is {limit}"),
             None => "that is all Iris returns for one query".to_owned(),
         };

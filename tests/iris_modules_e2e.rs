@@ -321,6 +321,18 @@ async fn pivot_without_results_says_so_with_the_hostname_hint() {
         )
         .await;
     assert_eq!(reply, json!({"results": [], "error": "No results found."}));
+    let reply = h
+        .query(
+            "DomainTools-Iris-Pivot",
+            json!({"domain": "localhost"}),
+            json!({}),
+        )
+        .await;
+    assert!(reply["error"]
+        .as_str()
+        .unwrap()
+        .starts_with("\"localhost\" has no registrable domain to look up"));
+    assert_eq!(h.calls(INVESTIGATE).len(), 2, "no call for localhost");
 }
 
 #[tokio::test]
@@ -880,4 +892,76 @@ async fn detect_keeps_the_pages_read_when_a_later_one_fails() {
         .as_str()
         .unwrap()
         .starts_with("Reading the next Iris Detect page failed, so the import is partial: DomainTools API error 503"));
+}
+
+/// The request bodies in `examples/` (run with curl against `--demo`) work against the fake,
+/// with the demo credentials replaced by the test account.
+#[tokio::test]
+async fn the_examples_run() {
+    let h = Harness::start().await;
+    for (name, expected) in [
+        ("iris-pivot-domain.json", 48),
+        ("iris-pivot-ip.json", 2),
+        ("iris-pivot-registrar-limited.json", 2),
+        ("iris-import.json", 2),
+        ("iris-detect-new.json", 100),
+        ("iris-detect-watched.json", 12),
+    ] {
+        let path = format!("{}/examples/{name}", env!("CARGO_MANIFEST_DIR"));
+        let mut body: Value =
+            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let module = body["module"].as_str().unwrap().to_owned();
+        let mut config = body["config"].take();
+        for secret in ["username", "api_key"] {
+            config.as_object_mut().unwrap().remove(secret);
+        }
+        let mut fields = body.as_object().unwrap().clone();
+        fields.remove("config");
+        let reply = h.query(&module, Value::Object(fields), config).await;
+        assert!(reply.get("error").is_none(), "{name}: {reply}");
+        assert_eq!(
+            reply["results"].as_array().unwrap().len(),
+            expected,
+            "{name}: {reply}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn results_limit_zero_means_count_only_for_pivot_and_is_refused_by_imports() {
+    let h = Harness::start().await;
+    let reply = h
+        .query(
+            "DomainTools-Iris-Pivot",
+            json!({"whois-registrar": "MarkMonitor, Inc."}),
+            json!({"results_limit": "0"}),
+        )
+        .await;
+    assert_eq!(
+        labelled(&reply["results"]),
+        [("Connected Domains".to_owned(), json!(2))]
+    );
+    assert_eq!(
+        reply["comment"],
+        "DomainTools Iris has 2 domains for this registrar; none are shown (results_limit is 0)."
+    );
+    let refused = "The results_limit setting is 0, so nothing would be imported: set it to at least 1 (empty means 100).";
+    let reply = h
+        .query(
+            "DomainTools-Iris-Import",
+            json!({"data": STANDARD.encode("x")}),
+            json!({"results_limit": "0"}),
+        )
+        .await;
+    assert_eq!(reply["error"], refused);
+    let reply = h
+        .query(
+            "DomainTools-Iris-Detect",
+            json!({"data": ""}),
+            json!({"results_limit": 0}),
+        )
+        .await;
+    assert_eq!(reply["error"], refused);
+    assert_eq!(h.calls(INVESTIGATE).len(), 1, "only the pivot called");
+    assert_eq!(h.calls(DETECT_NEW).len(), 0);
 }

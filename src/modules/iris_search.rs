@@ -185,10 +185,11 @@ impl Collected {
             None if shown as u64 >= limit => format!("results_limit is {limit}"),
             None => "that is all Iris returns for one query".to_owned(),
         };
-        Some(format!(
-            "{how_many}; only the first {} are {verb} ({why}).",
-            pyfmt::thousands(shown as i64)
-        ))
+        let which = match shown {
+            0 => "none".to_owned(),
+            n => format!("only the first {}", pyfmt::thousands(n as i64)),
+        };
+        Some(format!("{how_many}; {which} are {verb} ({why})."))
     }
 }
 

@@ -183,10 +183,13 @@ fn select<T: Copy>(
     aliases: &[(&str, T)],
 ) -> Result<T, ModuleError> {
     let Some(raw) = settings.text(key) else {
-        return Ok(options[0].1);
+        return options
+            .first()
+            .map(|(_, value)| *value)
+            .ok_or_else(|| ModuleError::Config(format!("The {key} setting has no options.")));
     };
-    if let Some(index) = raw.parse::<usize>().ok().filter(|i| *i < options.len()) {
-        return Ok(options[index].1);
+    if let Some((_, value)) = raw.parse::<usize>().ok().and_then(|i| options.get(i)) {
+        return Ok(*value);
     }
     if let Some((_, value)) = options
         .iter()
@@ -202,7 +205,7 @@ fn select<T: Copy>(
         .collect();
     Err(ModuleError::Config(format!(
         "The {key} setting must be an option number from 0 to {} ({}), not {raw:?}.",
-        options.len() - 1,
+        options.len().saturating_sub(1),
         listed.join(", ")
     )))
 }

@@ -57,7 +57,8 @@ pub struct Config {
         short = 'l',
         long,
         env = "MISP_DOMAINTOOLS_LISTEN",
-        default_value = "127.0.0.1"
+        default_value = "127.0.0.1",
+        global = true
     )]
     pub listen: String,
 
@@ -66,7 +67,8 @@ pub struct Config {
         short = 'p',
         long,
         env = "MISP_DOMAINTOOLS_PORT",
-        default_value_t = 6666
+        default_value_t = 6666,
+        global = true
     )]
     pub port: u16,
 

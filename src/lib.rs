@@ -43,13 +43,35 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     telemetry::init(&config.log_level, config.log_format);
     domain::warm_up();
-    let state = build_state(&config, config.api_url.clone(), None)?;
+    // In demo mode the fake DomainTools API runs in this process, on a loopback port, for as
+    // long as the server does.
+    let (state, _demo_api) = if config.demo {
+        let running = fake_api::FakeApi::new()
+            .spawn()
+            .await
+            .context("starting the built-in demo DomainTools API")?;
+        tracing::warn!(
+            demo_api = %running.base_url(),
+            "DEMO MODE: answers come from bundled sample data (google.com, amazon.com, …) through the \
+             built-in fake DomainTools API, not from DomainTools; credentials sent by MISP are ignored"
+        );
+        let demo = DefaultCredentials {
+            username: Some(fake_api::DEMO_USERNAME.to_owned()),
+            api_key: Some(fake_api::DEMO_API_KEY.to_owned()),
+        };
+        (
+            build_state(&config, running.base_url(), Some(demo))?,
+            Some(running),
+        )
+    } else {
+        (build_state(&config, config.api_url.clone(), None)?, None)
+    };
     let listener = TcpListener::bind((config.listen.as_str(), config.port))
         .await
         .with_context(|| format!("cannot listen on {}:{}", config.listen, config.port))?;
     tracing::info!(
         address = %listener.local_addr()?,
-        api_url = %config.api_url,
+        api_url = %state.api_url(),
         modules = state.registry().modules().len(),
         "misp-domaintools {} listening",
         env!("CARGO_PKG_VERSION")
@@ -92,9 +114,11 @@ fn build_state(
     let mut client_config = ClientConfig::new("MISP", env!("CARGO_PKG_VERSION"));
     client_config.base_url = api_url;
     client_config.timeout = Duration::from_secs(config.upstream_timeout.max(1));
-    client_config.proxy = match &config.proxy {
-        Some(url) => Proxy::Url(url.clone()),
-        None => Proxy::FromEnvironment,
+    client_config.proxy = match (&config.proxy, forced.is_some()) {
+        // The demo API is on loopback: never send it through a proxy.
+        (_, true) => Proxy::None,
+        (Some(url), false) => Proxy::Url(url.clone()),
+        (None, false) => Proxy::FromEnvironment,
     };
     let client = Client::new(client_config).context("DomainTools client")?;
     let registry = registry::Registry::new(registry::MODULES).map_err(anyhow::Error::msg)?;

@@ -73,6 +73,11 @@ impl AppState {
         }
     }
 
+    /// Where DomainTools requests go.
+    pub fn api_url(&self) -> &str {
+        self.inner.client.base_url()
+    }
+
     /// The loaded modules.
     pub fn registry(&self) -> &Registry {
         &self.inner.registry

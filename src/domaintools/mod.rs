@@ -2,12 +2,14 @@
 //! MISP. Requests are HMAC-signed ([`auth`]), errors are one typed enum ([`Error`]).
 
 pub mod auth;
+pub mod classic;
 pub mod client;
 pub mod error;
 pub mod iris_detect;
 pub mod types;
 
 pub use auth::{Credentials, SignHash};
+pub use classic::ReverseWhoisMode;
 pub use client::{Caller, Client, ClientConfig, Proxy, DEFAULT_BASE_URL};
 pub use error::Error;
 pub use iris_detect::{DetectList, DetectQuery, EscalationType, WatchlistPage};

@@ -1,6 +1,8 @@
 //! The DomainTools MISP modules: one file per module, each with a pure mapping from the
 //! DomainTools answer to MISP entries, plus what they share (request context, settings, errors).
 
+pub mod analyze;
+pub mod historic;
 pub mod iris_detect;
 pub mod iris_enrich;
 pub mod iris_hover;
@@ -8,6 +10,8 @@ pub mod iris_import;
 pub mod iris_investigate;
 pub mod iris_pivot;
 pub mod iris_search;
+pub mod legacy;
+pub mod pivot;
 
 use chrono::{DateTime, Utc};
 use futures_util::future::BoxFuture;

@@ -1,0 +1,18 @@
+//! DomainTools-Pivot (legacy Enterprise, expansion): the Analyze lookups, expanded into lists
+//! of connected infrastructure: the domains sharing a registrant value or an IP address.
+
+use super::legacy::{self, Flavor};
+use super::{Context, Input, Module, ModuleError, Reply};
+
+/// The module's registry entry.
+pub const MODULE: Module = Module {
+    name: "DomainTools-Pivot",
+    descriptor: include_str!("../../modules/DomainTools-Pivot.json"),
+    run: |ctx, input| Box::pin(run(ctx, input)),
+};
+
+/// Domains: parsed whois, domain profile and risk (as Analyze); contact values: the purchased
+/// reverse-whois domain list; IPs: the co-located domains, up to `results_limit`.
+pub async fn run(ctx: Context, input: Input) -> Result<Reply, ModuleError> {
+    legacy::run(ctx, input, Flavor::Pivot).await
+}

@@ -1,0 +1,117 @@
+//! A real server on loopback in front of a real fake DomainTools API, for end-to-end tests.
+
+use std::time::Duration;
+
+use chrono::{DateTime, TimeZone, Utc};
+use misp_domaintools::domaintools::{Client, ClientConfig, Proxy};
+use misp_domaintools::fake_api::{FakeApi, RunningFake};
+use misp_domaintools::registry::{Registry, MODULES};
+use misp_domaintools::server::{serve, AppState, Options};
+use serde_json::{json, Value};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+/// The test account the fake API knows.
+pub const USER: &str = "misp-test";
+/// Its key: recognisable, so tests can prove it never leaks.
+pub const KEY: &str = "SECRET-test-key-0123456789";
+
+/// The day the reference's golden outputs were produced.
+pub fn golden_day() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 25, 0, 0, 0).unwrap()
+}
+
+/// A running server and the fake it talks to.
+pub struct TestServer {
+    /// `http://127.0.0.1:PORT`
+    pub url: String,
+    /// The fake DomainTools API (request log, faults).
+    pub fake: FakeApi,
+    http: reqwest::Client,
+    _running: RunningFake,
+    shutdown: Option<oneshot::Sender<()>>,
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// Server options with the golden day as "now".
+pub fn options() -> Options {
+    Options {
+        now: golden_day,
+        ..Options::default()
+    }
+}
+
+/// A server with default options and an 8 s upstream timeout.
+pub async fn start() -> TestServer {
+    start_with(
+        FakeApi::new().with_user(USER, KEY),
+        options(),
+        Duration::from_secs(8),
+    )
+    .await
+}
+
+/// A server with the given fake, options and upstream timeout.
+pub async fn start_with(fake: FakeApi, options: Options, upstream_timeout: Duration) -> TestServer {
+    let running = fake.spawn().await.unwrap();
+    let mut config = ClientConfig::new("MISP", env!("CARGO_PKG_VERSION"));
+    config.base_url = running.base_url();
+    config.proxy = Proxy::None;
+    config.timeout = upstream_timeout;
+    let state = AppState::new(
+        Registry::new(MODULES).unwrap(),
+        Client::new(config).unwrap(),
+        options,
+    );
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (tx, rx) = oneshot::channel::<()>();
+    tokio::spawn(serve(listener, state, async {
+        let _ = rx.await;
+    }));
+    TestServer {
+        url,
+        fake,
+        http: reqwest::Client::builder().no_proxy().build().unwrap(),
+        _running: running,
+        shutdown: Some(tx),
+    }
+}
+
+impl TestServer {
+    /// POSTs `body` to /query; returns the status and the JSON reply.
+    pub async fn post(&self, body: &Value) -> (u16, Value) {
+        let response = self
+            .http
+            .post(format!("{}/query", self.url))
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        let bytes = response.bytes().await.unwrap();
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+
+    /// POSTs `body` and expects HTTP 200.
+    pub async fn query(&self, body: Value) -> Value {
+        let (status, reply) = self.post(&body).await;
+        assert_eq!(status, 200, "{reply}");
+        reply
+    }
+}
+
+/// A module config with the test account, as MISP sends it.
+pub fn config() -> Value {
+    json!({"username": USER, "api_key": KEY, "results_limit": null})
+}

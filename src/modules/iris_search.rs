@@ -186,10 +186,11 @@ impl Collected {
             None => "that is all Iris returns for one query".to_owned(),
         };
         let which = match shown {
-            0 => "none".to_owned(),
-            n => format!("only the first {}", pyfmt::thousands(n as i64)),
+            0 => "none are".to_owned(),
+            1 => "only the first is".to_owned(),
+            n => format!("only the first {} are", pyfmt::thousands(n as i64)),
         };
-        Some(format!("{how_many}; {which} are {verb} ({why})."))
+        Some(format!("{how_many}; {which} {verb} ({why})."))
     }
 }
 
@@ -282,6 +283,16 @@ mod tests {
             (&["domain"][..], "Domain", "Domain from DomainTools Iris")
         );
         assert_eq!(e.tags, ["DomainTools", "Iris"]);
+    }
+
+    #[test]
+    fn the_note_reads_well_for_one_domain() {
+        assert_eq!(
+            collected(1, Some(2), true)
+                .truncation_note("this registrar", "shown", 1, 1)
+                .unwrap(),
+            "DomainTools Iris has 2 domains for this registrar; only the first is shown (results_limit is 1)."
+        );
     }
 
     #[test]

@@ -4,15 +4,21 @@
 use bytes::Bytes;
 use serde_json::Value;
 
-use crate::modules::{analyze, historic, iris_enrich, iris_investigate, pivot, Module};
+use crate::modules::{
+    analyze, historic, iris_detect, iris_enrich, iris_import, iris_investigate, iris_pivot, pivot,
+    Module,
+};
 
 /// Every module, alphabetically. Adding a module means adding its file under `src/modules/`,
 /// its descriptor under `modules/`, and one line here.
 pub static MODULES: &[Module] = &[
     analyze::MODULE,
     historic::MODULE,
+    iris_detect::MODULE,
     iris_enrich::MODULE,
+    iris_import::MODULE,
     iris_investigate::MODULE,
+    iris_pivot::MODULE,
     pivot::MODULE,
 ];
 

@@ -60,3 +60,40 @@ fn iris_hover_modules_emit_valid_misp() {
     }
     assert!(checked > 100, "only {checked} pairs checked");
 }
+
+#[test]
+fn iris_pivot_import_and_detect_emit_valid_misp() {
+    use misp_domaintools::modules::{iris_detect, iris_pivot, iris_search};
+    let mut checked = 0;
+    let results = fixture("iris-investigate-domain.json")["response"]["results"].clone();
+    let results = results.as_array().unwrap();
+    for record in results {
+        let payload = iris_pivot::map_domain(record, 300);
+        assert!(!payload.is_empty());
+        for form in [Form::Hover, Form::Stored] {
+            checked += assert_valid(&render(payload.entries(), form, None));
+        }
+    }
+    let connected = iris_pivot::map_connected(results, Some(2), "this IP address");
+    let imported = iris_search::domain_entries(results);
+    for form in [Form::Hover, Form::Stored] {
+        checked += assert_valid(&render(connected.entries(), form, None));
+        checked += assert_valid(&render(imported.entries(), form, None));
+    }
+    // Detect's entries name one type under `type` and carry a string value.
+    for list in ["iris-detect-new.json", "iris-detect-watched.json"] {
+        let page = fixture(list);
+        let (entries, _) = iris_detect::map(page["watchlist_domains"].as_array().unwrap());
+        assert!(!entries.is_empty());
+        for entry in &entries {
+            assert!(
+                entry["values"].as_str().is_some_and(|v| !v.is_empty()),
+                "{entry}"
+            );
+            let mut as_types = entry.clone();
+            as_types["types"] = serde_json::json!([entry["type"]]);
+            checked += assert_valid(std::slice::from_ref(&as_types));
+        }
+    }
+    assert!(checked > 200, "only {checked} pairs checked");
+}

@@ -5,10 +5,12 @@ pub mod auth;
 pub mod classic;
 pub mod client;
 pub mod error;
+pub mod iris_detect;
 pub mod types;
 
 pub use auth::{Credentials, SignHash};
 pub use classic::ReverseWhoisMode;
 pub use client::{Caller, Client, ClientConfig, Proxy, DEFAULT_BASE_URL};
 pub use error::Error;
+pub use iris_detect::{DetectList, DetectQuery, EscalationType, WatchlistPage};
 pub use types::IrisResponse;

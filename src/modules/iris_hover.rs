@@ -338,11 +338,12 @@ pub fn map(domain: &str, record: &Value, product: Product, now: DateTime<Utc>) -
 }
 
 /// `record[key]` when Python would call it truthy (not null, false, 0, "", [] or {}).
-fn truthy<'a>(record: &'a Value, key: &str) -> Option<&'a Value> {
+pub(crate) fn truthy<'a>(record: &'a Value, key: &str) -> Option<&'a Value> {
     record.get(key).filter(|v| is_truthy(v))
 }
 
-fn is_truthy(value: &Value) -> bool {
+/// Python's truthiness of a JSON value.
+pub(crate) fn is_truthy(value: &Value) -> bool {
     match value {
         Value::Null => false,
         Value::Bool(b) => *b,
@@ -359,7 +360,7 @@ fn nested_value<'a>(record: &'a Value, key: &str) -> Option<&'a Value> {
 }
 
 /// `record[key]` as a list (absent or not a list: empty).
-fn list<'a>(record: &'a Value, key: &str) -> &'a [Value] {
+pub(crate) fn list<'a>(record: &'a Value, key: &str) -> &'a [Value] {
     record
         .get(key)
         .and_then(Value::as_array)

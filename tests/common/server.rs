@@ -28,7 +28,7 @@ pub struct TestServer {
     /// The fake DomainTools API (request log, faults).
     pub fake: FakeApi,
     http: reqwest::Client,
-    _running: RunningFake,
+    _running: Option<RunningFake>,
     shutdown: Option<oneshot::Sender<()>>,
 }
 
@@ -61,8 +61,32 @@ pub async fn start() -> TestServer {
 /// A server with the given fake, options and upstream timeout.
 pub async fn start_with(fake: FakeApi, options: Options, upstream_timeout: Duration) -> TestServer {
     let running = fake.spawn().await.unwrap();
+    let base_url = running.base_url();
+    serve_for(fake, Some(running), &base_url, options, upstream_timeout).await
+}
+
+/// A server whose DomainTools API is `api_url` (for instance a port nothing listens on); the
+/// returned fake is not running and sees nothing.
+pub async fn start_at(api_url: &str) -> TestServer {
+    serve_for(
+        FakeApi::new(),
+        None,
+        api_url,
+        options(),
+        Duration::from_secs(8),
+    )
+    .await
+}
+
+async fn serve_for(
+    fake: FakeApi,
+    running: Option<RunningFake>,
+    api_url: &str,
+    options: Options,
+    upstream_timeout: Duration,
+) -> TestServer {
     let mut config = ClientConfig::new("MISP", env!("CARGO_PKG_VERSION"));
-    config.base_url = running.base_url();
+    config.base_url = api_url.to_owned();
     config.proxy = Proxy::None;
     config.timeout = upstream_timeout;
     let state = AppState::new(

@@ -32,6 +32,15 @@ impl FromStr for Secret {
     }
 }
 
+/// How the client learns DomainTools' rate limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RateLimitMode {
+    /// From /v1/account, per account, once an hour, plus 503 answers.
+    Learn,
+    /// From 503 answers only.
+    Off,
+}
+
 /// Log line format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
@@ -96,6 +105,59 @@ pub struct Config {
     /// Largest accepted /query body, in bytes.
     #[arg(long, env = "MISP_DOMAINTOOLS_BODY_LIMIT", default_value_t = 8 * 1024 * 1024)]
     pub body_limit: usize,
+
+    /// Size of the in-process response cache, in MiB of cached answers (0 turns it off).
+    #[arg(long, env = "MISP_DOMAINTOOLS_CACHE_SIZE_MB", default_value_t = 64)]
+    pub cache_size_mb: u64,
+
+    /// Seconds Iris Investigate and Iris Enrich answers are cached (0: not cached).
+    #[arg(long, env = "MISP_DOMAINTOOLS_CACHE_TTL_IRIS", default_value_t = 3600)]
+    pub cache_ttl_iris: u64,
+
+    /// Seconds whois-like answers (parsed whois, profile, risk, history, reverse lookups) are
+    /// cached (0: not cached).
+    #[arg(long, env = "MISP_DOMAINTOOLS_CACHE_TTL_WHOIS", default_value_t = 3600)]
+    pub cache_ttl_whois: u64,
+
+    /// Seconds Iris Detect listings are cached (0, the default: always fresh).
+    #[arg(long, env = "MISP_DOMAINTOOLS_CACHE_TTL_DETECT", default_value_t = 0)]
+    pub cache_ttl_detect: u64,
+
+    /// `redis://host:port/db` of a cache shared by several replicas (optional). When Redis is
+    /// unreachable the server keeps answering from DomainTools.
+    #[arg(long, env = "MISP_DOMAINTOOLS_CACHE_URL")]
+    pub cache_url: Option<Secret>,
+
+    /// Milliseconds single-domain Iris Enrich lookups wait to be sent together in one call of
+    /// up to 100 domains (0: no batching).
+    #[arg(
+        long,
+        env = "MISP_DOMAINTOOLS_ENRICH_BATCH_WINDOW_MS",
+        default_value_t = 10
+    )]
+    pub enrich_batch_window_ms: u64,
+
+    /// Rate limits: `learn` reads each account's limits from DomainTools (/v1/account, once an
+    /// hour) and spaces calls accordingly; `off` only reacts to DomainTools' 503 answers.
+    #[arg(
+        long,
+        env = "MISP_DOMAINTOOLS_RATE_LIMITS",
+        value_enum,
+        default_value = "learn"
+    )]
+    pub rate_limits: RateLimitMode,
+
+    /// Seconds a hover request (no event_id) may take: MISP gives up after 5.
+    #[arg(long, env = "MISP_DOMAINTOOLS_HOVER_BUDGET", default_value_t = 4.5)]
+    pub hover_budget: f64,
+
+    /// Seconds an enrichment or import request may take: MISP gives up after 10.
+    #[arg(long, env = "MISP_DOMAINTOOLS_QUERY_BUDGET", default_value_t = 9.5)]
+    pub query_budget: f64,
+
+    /// Do not serve GET /metrics.
+    #[arg(long, env = "MISP_DOMAINTOOLS_DISABLE_METRICS")]
+    pub disable_metrics: bool,
 
     /// Log format.
     #[arg(
@@ -165,6 +227,16 @@ mod tests {
             "MISP_DOMAINTOOLS_LOG_FORMAT",
             "RUST_LOG",
             "MISP_DOMAINTOOLS_DEMO",
+            "MISP_DOMAINTOOLS_CACHE_SIZE_MB",
+            "MISP_DOMAINTOOLS_CACHE_TTL_IRIS",
+            "MISP_DOMAINTOOLS_CACHE_TTL_WHOIS",
+            "MISP_DOMAINTOOLS_CACHE_TTL_DETECT",
+            "MISP_DOMAINTOOLS_CACHE_URL",
+            "MISP_DOMAINTOOLS_ENRICH_BATCH_WINDOW_MS",
+            "MISP_DOMAINTOOLS_RATE_LIMITS",
+            "MISP_DOMAINTOOLS_HOVER_BUDGET",
+            "MISP_DOMAINTOOLS_QUERY_BUDGET",
+            "MISP_DOMAINTOOLS_DISABLE_METRICS",
         ] {
             assert!(help.contains(var), "{var} missing from --help");
         }

@@ -11,12 +11,14 @@
 //! - [`pyfmt`]: the Python formatting the reference's output depends on.
 //! - [`domaintools`]: the DomainTools API client (knows nothing of MISP or axum).
 //! - [`fake_api`]: a fixture-driven fake of the DomainTools API, for tests and `--demo`.
+//! - [`metrics`]: the Prometheus metrics registry behind `GET /metrics`.
 //! - [`telemetry`]: logging set-up.
 
 pub mod config;
 pub mod domain;
 pub mod domaintools;
 pub mod fake_api;
+pub mod metrics;
 pub mod misp;
 pub mod modules;
 pub mod protocol;
@@ -31,8 +33,8 @@ use std::time::Duration;
 use anyhow::Context as _;
 use tokio::net::TcpListener;
 
-use crate::config::Config;
-use crate::domaintools::{Client, ClientConfig, Proxy};
+use crate::config::{Config, RateLimitMode};
+use crate::domaintools::{CacheConfig, Client, ClientConfig, Proxy, Ttls};
 use crate::protocol::DefaultCredentials;
 use crate::server::{AppState, Options};
 
@@ -120,6 +122,17 @@ fn build_state(
         (Some(url), false) => Proxy::Url(url.clone()),
         (None, false) => Proxy::FromEnvironment,
     };
+    client_config.cache = CacheConfig {
+        ttls: Ttls {
+            iris: Duration::from_secs(config.cache_ttl_iris),
+            whois: Duration::from_secs(config.cache_ttl_whois),
+            detect: Duration::from_secs(config.cache_ttl_detect),
+        },
+        max_bytes: config.cache_size_mb.saturating_mul(1024 * 1024),
+        redis_url: config.cache_url.as_ref().map(|url| url.expose().to_owned()),
+    };
+    client_config.enrich_batch_window = Duration::from_millis(config.enrich_batch_window_ms);
+    client_config.learn_rate_limits = config.rate_limits == RateLimitMode::Learn;
     let client = Client::new(client_config).context("DomainTools client")?;
     let registry = registry::Registry::new(registry::MODULES).map_err(anyhow::Error::msg)?;
     let default_credentials = forced.clone().unwrap_or_else(|| DefaultCredentials {
@@ -130,7 +143,19 @@ fn build_state(
         default_credentials,
         demo: forced.is_some(),
         body_limit: config.body_limit,
+        hover_budget: seconds(config.hover_budget, "--hover-budget")?,
+        query_budget: seconds(config.query_budget, "--query-budget")?,
+        metrics_endpoint: !config.disable_metrics,
         ..Options::default()
     };
     Ok(AppState::new(registry, client, options))
+}
+
+/// A positive number of seconds from a setting.
+fn seconds(value: f64, setting: &str) -> anyhow::Result<Duration> {
+    anyhow::ensure!(
+        value.is_finite() && value > 0.0 && value <= 3600.0,
+        "{setting} must be a number of seconds between 0 and 3600, not {value}"
+    );
+    Ok(Duration::from_secs_f64(value))
 }

@@ -9,9 +9,6 @@ use crate::domaintools::Credentials;
 use crate::misp::Form;
 use crate::modules::{Input, Reply};
 
-/// misp-modules' default request timeout.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
-
 /// The reference's configuration error strings, kept verbatim (MISP admins search for them).
 pub const CONFIG_MISSING: &str = "Configuration is missing from the request.";
 /// See [`CONFIG_MISSING`].
@@ -52,17 +49,17 @@ pub fn module_name(request: &Map<String, Value>) -> Result<&str, String> {
 }
 
 /// The `timeout` field (seconds), read as leniently as misp-modules' `int()`: `5`, `"5"`,
-/// `1.9` (→ 1). Absent or null: 300 s.
-pub fn timeout(request: &Map<String, Value>) -> Result<Duration, String> {
+/// `1.9` (→ 1). `None` when absent or null: the server then uses MISP's own budgets.
+pub fn timeout(request: &Map<String, Value>) -> Result<Option<Duration>, String> {
     let seconds = match request.get("timeout") {
-        None | Some(Value::Null) => return Ok(DEFAULT_TIMEOUT),
+        None | Some(Value::Null) => return Ok(None),
         Some(Value::Number(n)) => n.as_f64(),
         Some(Value::String(s)) => s.trim().parse::<f64>().ok(),
         Some(_) => None,
     };
     match seconds {
         Some(s) if s.is_finite() && s >= 0.0 => {
-            Ok(Duration::from_secs(s.trunc().min(86_400.0) as u64))
+            Ok(Some(Duration::from_secs(s.trunc().min(86_400.0) as u64)))
         }
         _ => Err("The \"timeout\" field must be a number of seconds.".to_owned()),
     }
@@ -190,14 +187,14 @@ mod tests {
 
     #[test]
     fn timeout_is_lenient_like_python_int() {
-        assert_eq!(timeout(&req(json!({}))).unwrap(), DEFAULT_TIMEOUT);
+        assert_eq!(timeout(&req(json!({}))).unwrap(), None);
         assert_eq!(
             timeout(&req(json!({"timeout": "5"}))).unwrap(),
-            Duration::from_secs(5)
+            Some(Duration::from_secs(5))
         );
         assert_eq!(
             timeout(&req(json!({"timeout": 1.9}))).unwrap(),
-            Duration::from_secs(1)
+            Some(Duration::from_secs(1))
         );
         assert!(timeout(&req(json!({"timeout": "abc"}))).is_err());
         assert!(timeout(&req(json!({"timeout": -1}))).is_err());

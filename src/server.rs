@@ -5,7 +5,9 @@ use std::future::Future;
 use std::future::IntoFuture;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -22,6 +24,7 @@ use tokio::sync::oneshot;
 use tower_http::trace::TraceLayer;
 
 use crate::domaintools::Client;
+use crate::misp::Form;
 use crate::modules::{Context, ModuleError, Settings};
 use crate::protocol::{self, DefaultCredentials};
 use crate::registry::Registry;
@@ -37,6 +40,12 @@ pub struct Options {
     pub body_limit: usize,
     /// The clock (fixed in tests so ages are reproducible).
     pub now: fn() -> DateTime<Utc>,
+    /// Time budget of hover requests (no `event_id`): MISP gives up after 5 s.
+    pub hover_budget: Duration,
+    /// Time budget of other requests (enrichment, import): MISP gives up after 10 s.
+    pub query_budget: Duration,
+    /// Whether `GET /metrics` is served.
+    pub metrics_endpoint: bool,
     /// After a shutdown request, how long in-flight requests may take before the server stops
     /// anyway: a client that never finishes sending its request must not keep it up forever.
     pub shutdown_grace: Duration,
@@ -49,6 +58,9 @@ impl Default for Options {
             demo: false,
             body_limit: 8 * 1024 * 1024,
             now: Utc::now,
+            hover_budget: Duration::from_millis(4500),
+            query_budget: Duration::from_millis(9500),
+            metrics_endpoint: true,
             // Within Docker's and systemd's default stop timeouts (10 s and 90 s), and longer
             // than MISP waits for any answer (5 s for a hover, 10 s otherwise).
             shutdown_grace: Duration::from_secs(10),
@@ -95,7 +107,11 @@ impl AppState {
 /// The application's routes. Pure: no I/O, so tests can drive it with `oneshot`.
 pub fn router(state: AppState) -> Router {
     let body_limit = state.inner.options.body_limit;
-    Router::new()
+    let mut router = Router::new();
+    if state.inner.options.metrics_endpoint {
+        router = router.route("/metrics", get(metrics));
+    }
+    router
         .route("/modules", get(list_modules))
         .route("/query", post(query_module))
         .route("/healthcheck", get(healthcheck))
@@ -173,6 +189,14 @@ async fn list_modules(State(state): State<AppState>) -> Response {
         .into_response()
 }
 
+async fn metrics(State(state): State<AppState>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.inner.client.metrics().render(),
+    )
+        .into_response()
+}
+
 async fn healthcheck() -> Json<Value> {
     Json(json!({"status": true}))
 }
@@ -221,8 +245,28 @@ async fn query_module(
         Ok(name) => name.to_owned(),
         Err(message) => return ok(protocol::error_json(message)),
     };
-    let (reply, outcome) = answer(&state, &name, &request).await;
-    let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let (reply, outcome) = answer(&state, &name, &request, started).await;
+    let elapsed = started.elapsed().as_secs_f64();
+    let elapsed_ms = elapsed * 1000.0;
+    // Only registered names become label values: arbitrary request text must not create series.
+    let label = state
+        .inner
+        .registry
+        .find(&name)
+        .map_or("unknown", |r| r.module.name);
+    let metrics = state.inner.client.metrics();
+    metrics.inc(
+        "misp_domaintools_queries_total",
+        "Queries answered, by module and outcome.",
+        &[("module", label), ("outcome", outcome)],
+    );
+    metrics.observe(
+        "misp_domaintools_query_duration_seconds",
+        "Time to answer a query, by module.",
+        crate::metrics::SECONDS_BUCKETS,
+        &[("module", label)],
+        elapsed,
+    );
     match reply.get("error").and_then(Value::as_str) {
         Some(error) => {
             tracing::info!(module.name = %name, outcome, duration_ms = elapsed_ms, error, "query answered with an error")
@@ -239,6 +283,7 @@ async fn answer(
     state: &AppState,
     name: &str,
     request: &serde_json::Map<String, Value>,
+    started: Instant,
 ) -> (Value, &'static str) {
     let inner = &state.inner;
     let Some(registered) = inner.registry.find(name) else {
@@ -256,8 +301,12 @@ async fn answer(
             "error",
         );
     };
-    let timeout = match protocol::timeout(request) {
-        Ok(timeout) => timeout,
+    let form = protocol::form(request);
+    // The request's own timeout, or what MISP waits for this kind of request.
+    let budget = match protocol::timeout(request) {
+        Ok(Some(timeout)) => timeout,
+        Ok(None) if form == Form::Hover => inner.options.hover_budget,
+        Ok(None) => inner.options.query_budget,
         Err(message) => return (protocol::error_json(message), "error"),
     };
     // Demo mode always uses the demo account: whatever MISP has configured would be refused
@@ -281,13 +330,17 @@ async fn answer(
         client: inner.client.clone(),
         credentials,
         settings: Settings::from_value(request.get("config")),
-        form: protocol::form(request),
+        form,
         now: (inner.options.now)(),
         demo: inner.options.demo,
         module: registered.module.name,
+        started,
+        budget,
     };
     let run = AssertUnwindSafe((registered.module.run)(ctx, input)).catch_unwind();
-    match tokio::time::timeout(timeout, run).await {
+    // Modules stop their upstream work at the budget and answer with what they have; this is
+    // the backstop for anything that does not.
+    match tokio::time::timeout_at(started + budget + HARD_STOP_GRACE, run).await {
         Err(_) => (protocol::error_json("Timeout."), "timeout"),
         Ok(Err(_panic)) => (
             protocol::error_json("Internal error in the module; the server logged it."),
@@ -306,6 +359,9 @@ async fn answer(
         }
     }
 }
+
+/// How long past its budget a module may take to wrap up before the request is cut.
+const HARD_STOP_GRACE: Duration = Duration::from_millis(200);
 
 fn ok(body: Value) -> Response {
     (StatusCode::OK, Json(body)).into_response()

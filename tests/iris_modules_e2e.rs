@@ -42,6 +42,9 @@ impl Harness {
         let mut config = ClientConfig::new("MISP", "test");
         config.base_url = running.base_url();
         config.proxy = Proxy::None;
+        // These tests count the calls each module makes for repeated identical lookups; the
+        // response cache (tested in tests/quota.rs) would answer the repeats.
+        config.cache.max_bytes = 0;
         let state = AppState::new(
             Registry::new(MODULES).unwrap(),
             Client::new(config).unwrap(),

@@ -230,6 +230,8 @@ fn debug_output_of_every_type_holding_a_key_is_redacted() {
         now: chrono::Utc::now(),
         demo: false,
         module: "DomainTools-Iris-Investigate",
+        started: tokio::time::Instant::now(),
+        budget: Duration::from_secs(5),
     };
     let shown = [
         format!("{config:?}"),

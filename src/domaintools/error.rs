@@ -18,6 +18,19 @@ pub enum Error {
     /// No answer within the allowed time.
     #[error("DomainTools API did not answer within {} s", .0.as_secs().max(1))]
     Timeout(Duration),
+    /// The request's time budget ran out before DomainTools answered.
+    #[error("Timeout: DomainTools did not answer within this request's time budget ({}).", seconds(*.0))]
+    Deadline(Duration),
+    /// The account's DomainTools rate limit would delay the call past the request's budget.
+    #[error("DomainTools rate limit for {product} ({limit}) reached: the next call could go out in {}, after this request's time budget. Try again shortly.", seconds(*.wait))]
+    RateLimited {
+        /// The DomainTools product id.
+        product: String,
+        /// The limit, in words.
+        limit: String,
+        /// How long the call would have waited.
+        wait: Duration,
+    },
     /// The API could not be reached at all (DNS, refused connection, TLS).
     #[error("could not connect to the DomainTools API ({0})")]
     Connect(String),
@@ -41,7 +54,11 @@ impl Error {
     pub fn is_transient(&self) -> bool {
         match self {
             Error::Api { status, .. } => *status == 503 || *status == 502 || *status == 504,
-            Error::Timeout(_) | Error::Connect(_) | Error::Transport(_) => true,
+            Error::Timeout(_)
+            | Error::Deadline(_)
+            | Error::RateLimited { .. }
+            | Error::Connect(_)
+            | Error::Transport(_) => true,
             Error::Decode(_) | Error::InvalidInput(_) | Error::Config(_) => false,
         }
     }
@@ -72,6 +89,16 @@ impl Error {
     }
 }
 
+/// "4.5 s", "1 s": durations as people read them.
+fn seconds(d: Duration) -> String {
+    let s = d.as_secs_f64();
+    if s.fract() == 0.0 {
+        format!("{s:.0} s")
+    } else {
+        format!("{s:.1} s")
+    }
+}
+
 /// Shortcut for results of this client.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -92,6 +119,23 @@ mod tests {
         assert_eq!(
             Error::Timeout(Duration::from_secs(8)).to_string(),
             "DomainTools API did not answer within 8 s"
+        );
+    }
+
+    #[test]
+    fn budget_and_rate_limit_messages() {
+        assert_eq!(
+            Error::Deadline(Duration::from_millis(4500)).to_string(),
+            "Timeout: DomainTools did not answer within this request's time budget (4.5 s)."
+        );
+        let e = Error::RateLimited {
+            product: "iris-investigate".into(),
+            limit: "20 calls a minute".into(),
+            wait: Duration::from_secs(3),
+        };
+        assert_eq!(
+            e.to_string(),
+            "DomainTools rate limit for iris-investigate (20 calls a minute) reached: the next call could go out in 3 s, after this request's time budget. Try again shortly."
         );
     }
 

@@ -1,6 +1,6 @@
 //! Iris Investigate and Iris Enrich over the recorded amazon.com and google.com records:
 //! search by domain or by pivot value, `position` paging, and synthetic records (`many-N`,
-//! `*.example`) for tests that need more results than were ever recorded.
+//! `*.example`, `synthetic-*.com`) for tests that need more results than were ever recorded.
 
 use std::collections::HashSet;
 
@@ -229,8 +229,15 @@ fn domain_list(params: &Params) -> Result<Vec<String>, Answer> {
         .collect())
 }
 
+/// Also `synthetic-*.com`: distinct registrable domains under a public suffix, for tests that
+/// go through the MISP modules (which find no registrable domain in `*.example` names).
 fn is_synthetic(domain: &str) -> bool {
-    domain.ends_with(SYNTHETIC_SUFFIX) && normalize_domain(domain).as_deref() == Some(domain)
+    let under_com = domain
+        .strip_prefix("synthetic-")
+        .and_then(|rest| rest.strip_suffix(".com"))
+        .is_some_and(|label| !label.is_empty() && !label.contains('.'));
+    (domain.ends_with(SYNTHETIC_SUFFIX) || under_com)
+        && normalize_domain(domain).as_deref() == Some(domain)
 }
 
 fn synthetic_name(index: u64) -> String {

@@ -1094,6 +1094,8 @@ mod tests {
             now: now(),
             demo: false,
             module: "DomainTools-Analyze",
+            started: tokio::time::Instant::now(),
+            budget: std::time::Duration::from_secs(10),
         }
     }
 

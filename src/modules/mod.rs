@@ -55,15 +55,16 @@ pub struct Context {
     pub demo: bool,
     /// The module's name, sent to DomainTools as `app_name`.
     pub module: &'static str,
+    /// When the request arrived.
+    pub started: tokio::time::Instant,
+    /// How long the request may take in all (MISP gives hovers 5 s, other requests 10 s).
+    pub budget: std::time::Duration,
 }
 
 impl Context {
     /// The caller identity for the DomainTools client.
     pub fn caller(&self) -> Caller<'_> {
-        Caller {
-            credentials: &self.credentials,
-            app_name: self.module,
-        }
+        Caller::new(&self.credentials, self.module).with_budget(self.started, self.budget)
     }
 
     /// Renders a payload in the request's form, marking demo data as such.

@@ -31,7 +31,6 @@ use std::future::Future;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use tokio::net::TcpListener;
 
 use crate::config::{Config, RateLimitMode};
 use crate::domaintools::{CacheConfig, Client, ClientConfig, Proxy, Ttls};
@@ -68,7 +67,7 @@ pub async fn run(
     } else {
         (build_state(&config, config.api_url.clone(), None)?, None)
     };
-    let listener = TcpListener::bind((config.listen.as_str(), config.port))
+    let listener = server::bind(&config.listen, config.port)
         .await
         .with_context(|| format!("cannot listen on {}:{}", config.listen, config.port))?;
     tracing::info!(

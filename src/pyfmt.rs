@@ -1,8 +1,34 @@
-//! The Python formatting the reference modules' output depends on (`str()`, `str.title()`,
-//! `f"{n:,}"`, `round(x, 1)` and the age text), reproduced so labels and values match exactly.
+//! The Python semantics the reference modules' output depends on (`str()`, `str.title()`,
+//! `f"{n:,}"`, `round(x, 1)`, the age text, truthiness), reproduced so entries match exactly.
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use serde_json::Value;
+
+/// `record[key]` when Python would call it truthy (not null, false, 0, "", [] or {}).
+pub fn truthy<'a>(record: &'a Value, key: &str) -> Option<&'a Value> {
+    record.get(key).filter(|v| is_truthy(v))
+}
+
+/// Python's truthiness of a JSON value (null, false, 0, "", [] and {} are false).
+pub fn is_truthy(value: &Value) -> bool {
+    match value {
+        Value::Null => false,
+        Value::Bool(b) => *b,
+        Value::Number(n) => n.as_f64() != Some(0.0),
+        Value::String(s) => !s.is_empty(),
+        Value::Array(a) => !a.is_empty(),
+        Value::Object(o) => !o.is_empty(),
+    }
+}
+
+/// `record[key]` as a list (absent or not a list: empty).
+pub fn list<'a>(record: &'a Value, key: &str) -> &'a [Value] {
+    record
+        .get(key)
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or(&[])
+}
 
 /// Python's `str()` of a JSON value as the reference sees it (`True`, `None`, `1.0`, `['a']`).
 pub fn py_str(value: &Value) -> String {

@@ -122,6 +122,37 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// Pending connections the kernel may queue for us (capped by `net.core.somaxconn`). The
+/// standard library's 128 overflows when many requests arrive at once (bulk enrichment, load
+/// balancers), and the overflow costs clients a one-second SYN retry.
+const LISTEN_BACKLOG: u32 = 4096;
+
+/// Binds a listening socket with a backlog fit for bursts of connections.
+pub async fn bind(address: &str, port: u16) -> std::io::Result<TcpListener> {
+    let mut last_error = None;
+    for addr in tokio::net::lookup_host((address, port)).await? {
+        let socket = if addr.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        socket.set_reuseaddr(true)?;
+        match socket
+            .bind(addr)
+            .and_then(|()| socket.listen(LISTEN_BACKLOG))
+        {
+            Ok(listener) => return Ok(listener),
+            Err(error) => last_error = Some(error),
+        }
+    }
+    Err(last_error.unwrap_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::AddrNotAvailable,
+            "no address to listen on",
+        )
+    }))
+}
+
 /// Serves `router(state)` on `listener` until `shutdown` completes, then lets in-flight
 /// requests finish, for at most the `shutdown_grace` of the options.
 pub async fn serve(

@@ -98,7 +98,7 @@ fn investigate_results() -> Vec<Value> {
 }
 
 /// §12.5: a non-domain pivot with results_limit 1 keeps the reference's first entry; our one
-/// addition is the trailing "Connected Domains" count (docs/compatibility-iris.md).
+/// addition is the trailing "Connected Domains" count (docs/compatibility.md).
 #[test]
 fn iris_pivot_ip_with_limit_one_matches_the_reference() {
     let results = investigate_results();

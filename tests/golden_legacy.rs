@@ -1,6 +1,6 @@
 //! The legacy Enterprise modules (Analyze, Pivot, Historic) reproduce the Python reference's
 //! golden outputs (reference doc §12.4 and §12.5) entry by entry on the recorded DomainTools
-//! answers, allowing only the documented divergences (docs/compatibility-legacy.md).
+//! answers, allowing only the documented divergences (docs/compatibility.md).
 
 mod common;
 

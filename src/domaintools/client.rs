@@ -608,27 +608,35 @@ impl Client {
                 vec![("domain".to_owned(), joined)],
             )
             .await?;
-        let response: Value = serde_json::from_slice(&body)
+        let mut response: Value = serde_json::from_slice(&body)
             .map_err(|e| Error::Decode(format!("{ENRICH_PATH}: not JSON: {e}")))?;
-        let envelope = response.get("response").unwrap_or(&response);
-        let results = envelope["results"]
-            .as_array()
-            .map(Vec::as_slice)
-            .unwrap_or(&[]);
+        let mut envelope = match response.get_mut("response").map(Value::take) {
+            Some(inner) => inner,
+            None => response,
+        };
+        // Taken out once, so each domain's answer copies only the envelope's small fields.
+        let results = match envelope.get_mut("results").map(Value::take) {
+            Some(Value::Array(results)) => results,
+            _ => Vec::new(),
+        };
         let ttl = self.inner.cache.ttl(Family::Iris);
         let in_band_problem = envelope["limit_exceeded"] == true || envelope["error"].is_object();
+        let mut by_domain: std::collections::HashMap<String, Vec<Value>> =
+            std::collections::HashMap::new();
+        for record in results {
+            let domain = record["domain"]
+                .as_str()
+                .unwrap_or_default()
+                .to_ascii_lowercase();
+            by_domain.entry(domain).or_default().push(record);
+        }
         let mut out = Vec::with_capacity(domains.len());
         for domain in domains {
-            let mut single = envelope.clone();
-            let found: Vec<Value> = results
-                .iter()
-                .filter(|r| {
-                    r["domain"]
-                        .as_str()
-                        .is_some_and(|d| d.eq_ignore_ascii_case(domain))
-                })
+            let found = by_domain
+                .get(&domain.to_ascii_lowercase())
                 .cloned()
-                .collect();
+                .unwrap_or_default();
+            let mut single = envelope.clone();
             if let Value::Object(map) = &mut single {
                 map.insert("results_count".into(), Value::from(found.len()));
                 let missing = if found.is_empty() {

@@ -168,6 +168,7 @@ mod tests {
             users,
             freshness: Duration::from_secs(300),
             fixed_now: None,
+            per_minute_limits: BTreeMap::new(),
         }
     }
 

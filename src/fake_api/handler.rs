@@ -40,6 +40,7 @@ pub(super) async fn handle(State(fake): State<FakeApi>, request: Request<Body>) 
                     account: &account,
                     now,
                     body_problem,
+                    per_minute_limits: &fake.config.per_minute_limits,
                 };
                 let normal = || routes::answer(&context);
                 match fake.take_fault(&path) {

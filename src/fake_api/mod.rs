@@ -99,6 +99,8 @@ struct Config {
     users: BTreeMap<String, String>,
     freshness: Duration,
     fixed_now: Option<DateTime<Utc>>,
+    /// Per-minute limits that replace the recorded ones in `/v1/account`, by product id.
+    per_minute_limits: BTreeMap<String, u32>,
 }
 
 impl Config {
@@ -129,6 +131,7 @@ impl FakeApi {
                 users,
                 freshness: Duration::from_secs(300),
                 fixed_now: None,
+                per_minute_limits: BTreeMap::new(),
             }),
             shared: Arc::default(),
         }
@@ -145,6 +148,16 @@ impl FakeApi {
     /// Timestamp freshness window (default 300 s either side of the fake's clock).
     pub fn with_freshness(mut self, window: Duration) -> Self {
         Arc::make_mut(&mut self.config).freshness = window;
+        self
+    }
+
+    /// Makes `/v1/account` report `per_minute` calls a minute (and no hourly limit) for
+    /// `product` instead of the recorded limit: for rate-limit tests that must not depend on
+    /// how fast the machine is.
+    pub fn with_per_minute_limit(mut self, product: &str, per_minute: u32) -> Self {
+        Arc::make_mut(&mut self.config)
+            .per_minute_limits
+            .insert(product.to_owned(), per_minute);
         self
     }
 

@@ -53,6 +53,8 @@ pub(super) struct Context<'a> {
     pub account: &'a str,
     pub now: DateTime<Utc>,
     pub body_problem: Option<BodyProblem>,
+    /// Limits replacing the recorded ones in `/v1/account`.
+    pub per_minute_limits: &'a std::collections::BTreeMap<String, u32>,
 }
 
 type Outcome = Result<Answer, Answer>;
@@ -175,6 +177,18 @@ fn recorded_for(raw: &str, known: &str, fixture: &Value) -> Outcome {
 /// The recorded account, answered as the account that asked.
 fn account(ctx: &Context<'_>) -> Outcome {
     let mut account = fixtures().account.clone();
+    if let Some(products) = account
+        .pointer_mut("/response/products")
+        .and_then(Value::as_array_mut)
+    {
+        for product in products {
+            let id = product["id"].as_str().unwrap_or_default().to_owned();
+            if let Some(limit) = ctx.per_minute_limits.get(&id) {
+                product["per_minute_limit"] = Value::from(limit.to_string());
+                product["per_hour_limit"] = Value::Null;
+            }
+        }
+    }
     if let Some(username) = account.pointer_mut("/response/account/api_username") {
         *username = Value::from(ctx.account);
     }

@@ -70,7 +70,7 @@ pub fn map_hosting_history(p: &mut Payload, answer: &Value) {
         ),
     ];
     for (section, keys, label, types) in changes {
-        for item in legacy::list(answer, section) {
+        for item in pyfmt::list(answer, section) {
             let date = record_date(item, "actiondate");
             for key in keys {
                 if let Some(value) = item.get(key).filter(|v| !v.is_null()) {
@@ -88,7 +88,7 @@ pub fn map_hosting_history(p: &mut Payload, answer: &Value) {
             }
         }
     }
-    for item in legacy::list(answer, "registrar_history") {
+    for item in pyfmt::list(answer, "registrar_history") {
         if let Some(registrar) = item.get("registrar").filter(|v| !v.is_null()) {
             p.push(
                 Entry::new(
@@ -107,7 +107,7 @@ pub fn map_hosting_history(p: &mut Payload, answer: &Value) {
 /// Whois history (`/v1/{domain}/whois/history`): every e-mail address found in each past
 /// record's text, commented with the record's date; the first record naming an address wins.
 pub fn map_whois_history(p: &mut Payload, answer: &Value) {
-    for item in legacy::list(answer, "history") {
+    for item in pyfmt::list(answer, "history") {
         let record = item
             .get("whois")
             .and_then(|w| w.get("record"))

@@ -480,7 +480,7 @@ pub fn map(domains: &[Value]) -> (Vec<Value>, Vec<String>) {
             ("mx", "host", "domain", "Mail Host", "Mail Host"),
             ("ip", "ip", "ip-src", "IP", "IP"),
         ] {
-            for item in super::iris_hover::list(wd, key) {
+            for item in crate::pyfmt::list(wd, key) {
                 if let Some(value) = item.get(field).and_then(attribute_value) {
                     entries.push(entry(kind, value, &[tag], Some(format!("{what} {domain}"))));
                 }

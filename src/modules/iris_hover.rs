@@ -9,7 +9,7 @@ use super::{Context, Input, ModuleError, Reply};
 use crate::domain::registrable_domain;
 use crate::domaintools::IrisResponse;
 use crate::misp::{Entry, Payload};
-use crate::pyfmt;
+use crate::pyfmt::{self, is_truthy, list, truthy};
 
 /// Which Iris product answered: Investigate records carry guided-pivot counts and get the
 /// infrastructure entries; Enrich records have values only.
@@ -337,35 +337,9 @@ pub fn map(domain: &str, record: &Value, product: Product, now: DateTime<Utc>) -
     p
 }
 
-/// `record[key]` when Python would call it truthy (not null, false, 0, "", [] or {}).
-pub(crate) fn truthy<'a>(record: &'a Value, key: &str) -> Option<&'a Value> {
-    record.get(key).filter(|v| is_truthy(v))
-}
-
-/// Python's truthiness of a JSON value.
-pub(crate) fn is_truthy(value: &Value) -> bool {
-    match value {
-        Value::Null => false,
-        Value::Bool(b) => *b,
-        Value::Number(n) => n.as_f64() != Some(0.0),
-        Value::String(s) => !s.is_empty(),
-        Value::Array(a) => !a.is_empty(),
-        Value::Object(o) => !o.is_empty(),
-    }
-}
-
 /// `record[key]["value"]` when both exist (the reference's `safe_path`: 0 and null pass).
 fn nested_value<'a>(record: &'a Value, key: &str) -> Option<&'a Value> {
     record.get(key)?.get("value")
-}
-
-/// `record[key]` as a list (absent or not a list: empty).
-pub(crate) fn list<'a>(record: &'a Value, key: &str) -> &'a [Value] {
-    record
-        .get(key)
-        .and_then(Value::as_array)
-        .map(Vec::as_slice)
-        .unwrap_or(&[])
 }
 
 /// The reference's `get_count_or_value`: every field of an object, labelled "{label} {key}".

@@ -4,11 +4,12 @@
 
 use serde_json::Value;
 
-use super::iris_hover::{check_response, is_truthy, list, lookup_domain, truthy};
+use super::iris_hover::{check_response, lookup_domain};
 use super::iris_search::{self, Stop};
 use super::{Context, Input, Module, ModuleError, Reply};
 use crate::misp::{Entry, Payload, EXTERNAL_ANALYSIS};
 use crate::pyfmt;
+use crate::pyfmt::{is_truthy, list, truthy};
 
 /// The module's registry entry.
 pub const MODULE: Module = Module {

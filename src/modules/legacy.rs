@@ -14,7 +14,7 @@ use serde_json::Value;
 use super::{iris_hover, Context, Input, ModuleError, Reply};
 use crate::domaintools::{self, classic, ReverseWhoisMode};
 use crate::misp::{dedup_tags, Entry, Payload, CATALOGUE, EXTERNAL_ANALYSIS};
-use crate::pyfmt;
+use crate::pyfmt::{self, is_truthy, list};
 
 /// Which of the two look-alike modules runs: Analyze is a hover module (counts only, reverse
 /// whois as a quote), Pivot an expansion module (domain lists, reverse whois purchased).
@@ -698,27 +698,6 @@ fn push_parsed(p: &mut Payload, name: &str, value: &Value, t: &Template) {
         )
         .categories(t.categories.as_deref()),
     );
-}
-
-/// Python truthiness of a JSON value (null, false, 0, "", [] and {} are false).
-pub(crate) fn is_truthy(value: &Value) -> bool {
-    match value {
-        Value::Null => false,
-        Value::Bool(b) => *b,
-        Value::Number(n) => n.as_f64() != Some(0.0),
-        Value::String(s) => !s.is_empty(),
-        Value::Array(a) => !a.is_empty(),
-        Value::Object(o) => !o.is_empty(),
-    }
-}
-
-/// `value[key]` as a list (absent or not a list: empty).
-pub(crate) fn list<'a>(value: &'a Value, key: &str) -> &'a [Value] {
-    value
-        .get(key)
-        .and_then(Value::as_array)
-        .map(Vec::as_slice)
-        .unwrap_or(&[])
 }
 
 #[cfg(test)]

@@ -8,7 +8,6 @@ use misp_domaintools::fake_api::{FakeApi, RunningFake};
 use misp_domaintools::registry::{Registry, MODULES};
 use misp_domaintools::server::{serve, AppState, Options};
 use serde_json::{json, Value};
-use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
 /// The test account the fake API knows.
@@ -60,9 +59,18 @@ pub async fn start() -> TestServer {
 
 /// A server with the given fake, options and upstream timeout.
 pub async fn start_with(fake: FakeApi, options: Options, upstream_timeout: Duration) -> TestServer {
+    start_custom(fake, options, |config| config.timeout = upstream_timeout).await
+}
+
+/// A server with the given fake and options, and client settings changed by `configure`.
+pub async fn start_custom(
+    fake: FakeApi,
+    options: Options,
+    configure: impl FnOnce(&mut ClientConfig),
+) -> TestServer {
     let running = fake.spawn().await.unwrap();
     let base_url = running.base_url();
-    serve_for(fake, Some(running), &base_url, options, upstream_timeout).await
+    serve_for(fake, Some(running), &base_url, options, configure).await
 }
 
 /// A server whose DomainTools API is `api_url` (for instance a port nothing listens on); the
@@ -73,7 +81,7 @@ pub async fn start_at(api_url: &str) -> TestServer {
         None,
         api_url,
         options(),
-        Duration::from_secs(8),
+        |_| {},
     )
     .await
 }
@@ -83,18 +91,20 @@ async fn serve_for(
     running: Option<RunningFake>,
     api_url: &str,
     options: Options,
-    upstream_timeout: Duration,
+    configure: impl FnOnce(&mut ClientConfig),
 ) -> TestServer {
     let mut config = ClientConfig::new("MISP", env!("CARGO_PKG_VERSION"));
     config.base_url = api_url.to_owned();
     config.proxy = Proxy::None;
-    config.timeout = upstream_timeout;
+    configure(&mut config);
     let state = AppState::new(
         Registry::new(MODULES).unwrap(),
         Client::new(config).unwrap(),
         options,
     );
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let listener = misp_domaintools::server::bind("127.0.0.1", 0)
+        .await
+        .unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let (tx, rx) = oneshot::channel::<()>();
     tokio::spawn(serve(listener, state, async {
@@ -127,6 +137,23 @@ impl TestServer {
         )
     }
 
+    /// The `/metrics` text.
+    pub async fn metrics_text(&self) -> String {
+        self.http
+            .get(format!("{}/metrics", self.url))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
+    /// The sum of the metric samples whose line starts with `prefix` (name and labels).
+    pub async fn metric(&self, prefix: &str) -> f64 {
+        sum_metric(&self.metrics_text().await, prefix)
+    }
+
     /// POSTs `body` and expects HTTP 200.
     pub async fn query(&self, body: Value) -> Value {
         let (status, reply) = self.post(&body).await;
@@ -138,4 +165,12 @@ impl TestServer {
 /// A module config with the test account, as MISP sends it.
 pub fn config() -> Value {
     json!({"username": USER, "api_key": KEY, "results_limit": null})
+}
+
+/// The sum of the samples of a Prometheus text whose line starts with `prefix`.
+pub fn sum_metric(text: &str, prefix: &str) -> f64 {
+    text.lines()
+        .filter(|line| line.starts_with(prefix))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
 }

@@ -272,10 +272,12 @@ async fn every_upstream_fault_gives_every_module_a_clear_error_in_budget() {
 
 #[tokio::test]
 async fn a_refused_connection_is_a_clear_error_and_the_server_keeps_serving() {
-    // A fake that is started, then stopped: its port refuses connections.
-    let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    // A socket bound but never listening: connections to its port are refused, and holding
+    // it keeps another test's listener from taking the port meanwhile (a port freed by
+    // dropping a listener was once picked up by a parallel test's fake, which answered 404).
+    let closed = tokio::net::TcpSocket::new_v4().unwrap();
+    closed.bind("127.0.0.1:0".parse().unwrap()).unwrap();
     let port = closed.local_addr().unwrap().port();
-    drop(closed);
     let server = common::server::start_at(&format!("http://127.0.0.1:{port}")).await;
     for case in cases() {
         let started = Instant::now();
@@ -288,6 +290,7 @@ async fn a_refused_connection_is_a_clear_error_and_the_server_keeps_serving() {
         );
         assert!(started.elapsed() < Duration::from_secs(BUDGET_S) + SLACK);
     }
+    drop(closed);
     assert_healthy(&server.url).await;
 }
 

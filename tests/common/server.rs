@@ -76,14 +76,7 @@ pub async fn start_custom(
 /// A server whose DomainTools API is `api_url` (for instance a port nothing listens on); the
 /// returned fake is not running and sees nothing.
 pub async fn start_at(api_url: &str) -> TestServer {
-    serve_for(
-        FakeApi::new(),
-        None,
-        api_url,
-        options(),
-        |_| {},
-    )
-    .await
+    serve_for(FakeApi::new(), None, api_url, options(), |_| {}).await
 }
 
 async fn serve_for(

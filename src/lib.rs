@@ -11,6 +11,7 @@
 //! - [`pyfmt`]: the Python formatting the reference's output depends on.
 //! - [`domaintools`]: the DomainTools API client (knows nothing of MISP or axum).
 //! - [`fake_api`]: a fixture-driven fake of the DomainTools API, for tests and `--demo`.
+//! - [`stix`]: the DomainTools enrichment as STIX 2.1 (the `stix` command, the connector).
 //! - [`telemetry`]: logging set-up.
 
 pub mod config;
@@ -23,6 +24,7 @@ pub mod protocol;
 pub mod pyfmt;
 pub mod registry;
 pub mod server;
+pub mod stix;
 pub mod telemetry;
 
 use std::future::Future;

@@ -7,6 +7,7 @@ use std::str::FromStr;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::domaintools::DEFAULT_BASE_URL;
+use crate::stix::Tlp;
 
 /// A secret setting: usable, never printed.
 #[derive(Clone, PartialEq, Eq)]
@@ -73,24 +74,34 @@ pub struct Config {
     pub port: u16,
 
     /// DomainTools API base URL.
-    #[arg(long, env = "DOMAINTOOLS_API_URL", default_value = DEFAULT_BASE_URL)]
+    #[arg(long, env = "DOMAINTOOLS_API_URL", default_value = DEFAULT_BASE_URL, global = true)]
     pub api_url: String,
 
     /// DomainTools API username used when a request's config has none (MISP sends null for an
     /// unset module setting). A username set in MISP wins.
-    #[arg(long, env = "DOMAINTOOLS_USERNAME")]
+    #[arg(long, env = "DOMAINTOOLS_USERNAME", global = true)]
     pub username: Option<String>,
 
     /// DomainTools API key used when a request's config has none. A key set in MISP wins.
-    #[arg(long, env = "DOMAINTOOLS_API_KEY", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "DOMAINTOOLS_API_KEY",
+        hide_env_values = true,
+        global = true
+    )]
     pub api_key: Option<Secret>,
 
     /// Longest time, in seconds, one DomainTools call may take.
-    #[arg(long, env = "MISP_DOMAINTOOLS_UPSTREAM_TIMEOUT", default_value_t = 8)]
+    #[arg(
+        long,
+        env = "MISP_DOMAINTOOLS_UPSTREAM_TIMEOUT",
+        default_value_t = 8,
+        global = true
+    )]
     pub upstream_timeout: u64,
 
     /// Outbound proxy URL for DomainTools calls (default: HTTPS_PROXY/HTTP_PROXY/NO_PROXY).
-    #[arg(long, env = "MISP_DOMAINTOOLS_PROXY")]
+    #[arg(long, env = "MISP_DOMAINTOOLS_PROXY", global = true)]
     pub proxy: Option<String>,
 
     /// Largest accepted /query body, in bytes.
@@ -102,18 +113,30 @@ pub struct Config {
         long,
         env = "MISP_DOMAINTOOLS_LOG_FORMAT",
         value_enum,
-        default_value = "text"
+        default_value = "text",
+        global = true
     )]
     pub log_format: LogFormat,
 
     /// Log filter (error, warn, info, debug, trace, or per-target directives).
-    #[arg(long, env = "RUST_LOG", default_value = "info")]
+    #[arg(long, env = "RUST_LOG", default_value = "info", global = true)]
     pub log_level: String,
 
     /// Serve bundled sample data through the built-in fake DomainTools API: no credentials and
     /// no network needed. Every result says it is demo data.
-    #[arg(long, env = "MISP_DOMAINTOOLS_DEMO")]
+    #[arg(long, env = "MISP_DOMAINTOOLS_DEMO", global = true)]
     pub demo: bool,
+
+    /// STIX output (`stix`, `opencti`): TLP marking of every object the enrichment creates
+    /// [default: TLP:AMBER].
+    #[arg(long, env = "DOMAINTOOLS_MARKING", global = true)]
+    pub marking: Option<Tlp>,
+
+    /// STIX output (`stix`, `opencti`): most domains mapped when enriching an IPv4 address;
+    /// the total DomainTools knows is reported [default: 100].
+    #[arg(long, env = "DOMAINTOOLS_IP_DOMAIN_LIMIT", global = true,
+          value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub ip_domain_limit: Option<u32>,
 }
 
 /// Commands besides serving.
@@ -122,6 +145,13 @@ pub enum Command {
     /// Asks a running server (at --listen/--port) for /healthcheck; exits 0 when healthy.
     /// Used by the container HEALTHCHECK, where no curl is installed.
     Healthcheck,
+    /// Prints the DomainTools enrichment of a domain name or an IPv4 address as a STIX 2.1
+    /// bundle (stdout; a one-line summary goes to stderr). Uses --api-url, --username/
+    /// DOMAINTOOLS_USERNAME and --api-key/DOMAINTOOLS_API_KEY, or --demo.
+    Stix {
+        /// The domain name or IPv4 address to enrich.
+        value: String,
+    },
 }
 
 #[cfg(test)]

@@ -34,7 +34,7 @@ use anyhow::Context as _;
 use tokio::net::TcpListener;
 
 use crate::config::Config;
-use crate::domaintools::{Client, ClientConfig, Proxy};
+use crate::domaintools::{Caller, Client, ClientConfig, Credentials, Proxy};
 use crate::protocol::DefaultCredentials;
 use crate::server::{AppState, Options};
 
@@ -113,16 +113,7 @@ fn build_state(
     api_url: String,
     forced: Option<DefaultCredentials>,
 ) -> anyhow::Result<AppState> {
-    let mut client_config = ClientConfig::new("MISP", env!("CARGO_PKG_VERSION"));
-    client_config.base_url = api_url;
-    client_config.timeout = Duration::from_secs(config.upstream_timeout.max(1));
-    client_config.proxy = match (&config.proxy, forced.is_some()) {
-        // The demo API is on loopback: never send it through a proxy.
-        (_, true) => Proxy::None,
-        (Some(url), false) => Proxy::Url(url.clone()),
-        (None, false) => Proxy::FromEnvironment,
-    };
-    let client = Client::new(client_config).context("DomainTools client")?;
+    let client = build_client(config, api_url, forced.is_some(), "MISP")?;
     let registry = registry::Registry::new(registry::MODULES).map_err(anyhow::Error::msg)?;
     let default_credentials = forced.clone().unwrap_or_else(|| DefaultCredentials {
         username: config.username.clone(),
@@ -135,4 +126,115 @@ fn build_state(
         ..Options::default()
     };
     Ok(AppState::new(registry, client, options))
+}
+
+/// The DomainTools client for `config`, reporting `partner` as `app_partner`.
+fn build_client(
+    config: &Config,
+    api_url: String,
+    demo: bool,
+    partner: &str,
+) -> anyhow::Result<Client> {
+    let mut client_config = ClientConfig::new(partner, env!("CARGO_PKG_VERSION"));
+    client_config.base_url = api_url;
+    client_config.timeout = Duration::from_secs(config.upstream_timeout.max(1));
+    client_config.proxy = match (&config.proxy, demo) {
+        // The demo API is on loopback: never send it through a proxy.
+        (_, true) => Proxy::None,
+        (Some(url), false) => Proxy::Url(url.clone()),
+        (None, false) => Proxy::FromEnvironment,
+    };
+    Client::new(client_config).context("DomainTools client")
+}
+
+/// Where the `stix` command and the connector send DomainTools calls: the configured API, or
+/// in demo mode the built-in fake (kept running as long as this lives).
+#[derive(Debug)]
+struct Upstream {
+    client: Client,
+    credentials: Option<Credentials>,
+    _demo_api: Option<fake_api::RunningFake>,
+}
+
+async fn upstream(
+    config: &Config,
+    username: Option<String>,
+    api_key: Option<String>,
+) -> anyhow::Result<Upstream> {
+    if config.demo {
+        let running = fake_api::FakeApi::new()
+            .spawn()
+            .await
+            .context("starting the built-in demo DomainTools API")?;
+        tracing::warn!(
+            demo_api = %running.base_url(),
+            "DEMO MODE: DomainTools answers come from bundled sample data (google.com, \
+             amazon.com, …) through the built-in fake DomainTools API"
+        );
+        return Ok(Upstream {
+            client: build_client(config, running.base_url(), true, "OpenCTI")?,
+            credentials: Some(Credentials::new(
+                fake_api::DEMO_USERNAME,
+                fake_api::DEMO_API_KEY,
+            )),
+            _demo_api: Some(running),
+        });
+    }
+    let credentials = match (username, api_key) {
+        (Some(username), Some(api_key)) => Some(Credentials::new(username, api_key)),
+        _ => None,
+    };
+    Ok(Upstream {
+        client: build_client(config, config.api_url.clone(), false, "OpenCTI")?,
+        credentials,
+        _demo_api: None,
+    })
+}
+
+/// `misp-domaintools stix <value>`: prints the enrichment of a domain name or an IPv4 address
+/// as a STIX 2.1 bundle on stdout, and a one-line summary on stderr.
+pub async fn stix_command(config: &Config, value: &str) -> anyhow::Result<()> {
+    // stdout carries the bundle alone.
+    telemetry::init_stderr(&config.log_level, config.log_format);
+    let observable = stix::Observable::parse(value).map_err(anyhow::Error::msg)?;
+    let upstream = upstream(
+        config,
+        config.username.clone(),
+        config.api_key.as_ref().map(|k| k.expose().to_owned()),
+    )
+    .await?;
+    let credentials = upstream.credentials.as_ref().context(
+        "DomainTools credentials are needed: --username/DOMAINTOOLS_USERNAME and \
+         --api-key/DOMAINTOOLS_API_KEY (or --demo)",
+    )?;
+    let settings = stix::EnrichSettings {
+        marking: config.marking.unwrap_or(stix::Tlp::Amber),
+        ip_domain_limit: config.ip_domain_limit.map_or(100, |limit| limit as usize),
+        confidence: None,
+    };
+    let caller = Caller {
+        credentials,
+        app_name: "DomainTools-STIX",
+    };
+    let enrichment = stix::enrich(
+        &upstream.client,
+        caller,
+        &observable,
+        &settings,
+        None,
+        chrono::Utc::now(),
+    )
+    .await?;
+    for skipped in &enrichment.mapping.skipped {
+        tracing::info!(
+            what = skipped.what,
+            value = %skipped.value,
+            record = %skipped.record,
+            "skipped an invalid value"
+        );
+    }
+    let text = serde_json::to_string_pretty(&enrichment.bundle)?;
+    println!("{text}");
+    eprintln!("{}", enrichment.summary);
+    Ok(())
 }

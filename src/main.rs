@@ -9,6 +9,7 @@ async fn main() -> anyhow::Result<()> {
     let config = Config::parse();
     match config.command {
         Some(Command::Healthcheck) => misp_domaintools::healthcheck(&config).await,
+        Some(Command::Stix { ref value }) => misp_domaintools::stix_command(&config, value).await,
         None => misp_domaintools::run(config, misp_domaintools::server::shutdown_signal()).await,
     }
 }

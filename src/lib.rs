@@ -12,6 +12,7 @@
 //! - [`domaintools`]: the DomainTools API client (knows nothing of MISP or axum).
 //! - [`fake_api`]: a fixture-driven fake of the DomainTools API, for tests and `--demo`.
 //! - [`stix`]: the DomainTools enrichment as STIX 2.1 (the `stix` command, the connector).
+//! - [`opencti`]: the OpenCTI internal-enrichment connector mode.
 //! - [`telemetry`]: logging set-up.
 
 pub mod config;
@@ -20,6 +21,7 @@ pub mod domaintools;
 pub mod fake_api;
 pub mod misp;
 pub mod modules;
+pub mod opencti;
 pub mod protocol;
 pub mod pyfmt;
 pub mod registry;
@@ -33,7 +35,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use tokio::net::TcpListener;
 
-use crate::config::Config;
+use crate::config::{Config, OpenctiArgs};
 use crate::domaintools::{Caller, Client, ClientConfig, Credentials, Proxy};
 use crate::protocol::DefaultCredentials;
 use crate::server::{AppState, Options};
@@ -237,4 +239,29 @@ pub async fn stix_command(config: &Config, value: &str) -> anyhow::Result<()> {
     println!("{text}");
     eprintln!("{}", enrichment.summary);
     Ok(())
+}
+
+/// `misp-domaintools opencti`: the OpenCTI connector, until Ctrl-C or SIGTERM.
+pub async fn opencti_command(
+    config: &Config,
+    args: &OpenctiArgs,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let settings = opencti::ConnectorSettings::resolve(config, args).map_err(anyhow::Error::msg)?;
+    let level = settings
+        .log_level
+        .clone()
+        .unwrap_or_else(|| config.log_level.clone());
+    telemetry::init(&level, config.log_format);
+    let upstream = upstream(
+        config,
+        settings.username.clone(),
+        settings.api_key.as_ref().map(|k| k.expose().to_owned()),
+    )
+    .await?;
+    let credentials = upstream.credentials.clone().context(
+        "DomainTools credentials are needed: DOMAINTOOLS_API_USERNAME and DOMAINTOOLS_API_KEY \
+         (config.yml: domaintools.api_username, domaintools.api_key), or --demo",
+    )?;
+    opencti::run(settings, upstream.client.clone(), credentials, shutdown).await
 }

@@ -131,7 +131,8 @@ pub struct Config {
     pub log_level: String,
 
     /// Serve bundled sample data through the built-in fake DomainTools API: no credentials and
-    /// no network needed. Every result says it is demo data.
+    /// no network needed. Every MISP result says it is demo data; `stix` and `opencti` send
+    /// their DomainTools calls to the same fake.
     #[arg(long, env = "MISP_DOMAINTOOLS_DEMO", global = true)]
     pub demo: bool,
 

@@ -315,6 +315,13 @@ async fn opencti_mode_runs_from_environment_variables_alone() {
         .unwrap();
     assert_eq!(relationship["confidence"], 75);
 
+    // The compose file's healthcheck: the callback port answers it.
+    let status = binary()
+        .args(["healthcheck", "--port", &port.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success(), "healthcheck on the callback port");
+
     let killed = Command::new("kill")
         .args(["-TERM", &connector.0.id().to_string()])
         .status()

@@ -268,6 +268,10 @@ async fn opencti_mode_runs_from_environment_variables_alone() {
     let fake = FakeApi::new().with_user(USER, KEY);
     let running = fake.spawn().await.unwrap();
     let port = free_port();
+    // Logs go to a file, not a pipe nobody reads while the connector runs (a full pipe would
+    // block it at debug level).
+    let log_path = std::env::temp_dir().join(format!("misp-domaintools-opencti-{port}.log"));
+    let log_file = std::fs::File::create(&log_path).unwrap();
     let child = binary()
         .current_dir(std::env::temp_dir())
         .arg("opencti")
@@ -284,8 +288,8 @@ async fn opencti_mode_runs_from_environment_variables_alone() {
         .env("DOMAINTOOLS_API_USERNAME", USER)
         .env("DOMAINTOOLS_API_KEY", KEY)
         .env("DOMAINTOOLS_MAX_TLP", "TLP:GREEN")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stdout(Stdio::from(log_file.try_clone().unwrap()))
+        .stderr(Stdio::from(log_file))
         .spawn()
         .unwrap();
     let mut connector = Server(child);
@@ -339,24 +343,8 @@ async fn opencti_mode_runs_from_environment_variables_alone() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert!(status.success(), "exit status after SIGTERM: {status}");
-    let mut logs = String::new();
-    for pipe in [
-        connector.0.stdout.take().map(|mut out| {
-            let mut text = String::new();
-            let _ = std::io::Read::read_to_string(&mut out, &mut text);
-            text
-        }),
-        connector.0.stderr.take().map(|mut err| {
-            let mut text = String::new();
-            let _ = std::io::Read::read_to_string(&mut err, &mut text);
-            text
-        }),
-    ]
-    .into_iter()
-    .flatten()
-    {
-        logs.push_str(&pipe);
-    }
+    let logs = std::fs::read_to_string(&log_path).unwrap();
+    let _ = std::fs::remove_file(&log_path);
     assert!(logs.contains("registered with OpenCTI"), "{logs}");
     assert!(logs.contains("work-bin"), "{logs}");
     assert!(

@@ -3,4 +3,6 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod golden;
+pub mod opencti;
 pub mod server;
+pub mod stix_check;

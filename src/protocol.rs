@@ -101,12 +101,22 @@ pub fn input(
 }
 
 /// Server-side default credentials (from the environment), each optional.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct DefaultCredentials {
     /// Used when the request's `config.username` is null, blank or absent.
     pub username: Option<String>,
     /// Used when the request's `config.api_key` is null, blank or absent.
     pub api_key: Option<String>,
+}
+
+/// Says whether a key is set, never what it is: `Options` and `AppState` print this.
+impl std::fmt::Debug for DefaultCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DefaultCredentials")
+            .field("username", &self.username)
+            .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
 }
 
 /// The credentials of a request: the request's `config` wins; null, blank or absent values are

@@ -2,6 +2,7 @@
 //! misp-modules handlers (`/modules`, `/query`, `/healthcheck`, `/version`).
 
 use std::future::Future;
+use std::future::IntoFuture;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,6 +20,7 @@ use chrono::{DateTime, Utc};
 use futures_util::FutureExt;
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
+use tokio::sync::oneshot;
 use tower_http::trace::TraceLayer;
 
 use crate::domaintools::Client;
@@ -44,6 +46,9 @@ pub struct Options {
     pub query_budget: Duration,
     /// Whether `GET /metrics` is served.
     pub metrics_endpoint: bool,
+    /// After a shutdown request, how long in-flight requests may take before the server stops
+    /// anyway: a client that never finishes sending its request must not keep it up forever.
+    pub shutdown_grace: Duration,
 }
 
 impl Default for Options {
@@ -56,6 +61,9 @@ impl Default for Options {
             hover_budget: Duration::from_millis(4500),
             query_budget: Duration::from_millis(9500),
             metrics_endpoint: true,
+            // Within Docker's and systemd's default stop timeouts (10 s and 90 s), and longer
+            // than MISP waits for any answer (5 s for a hover, 10 s otherwise).
+            shutdown_grace: Duration::from_secs(10),
         }
     }
 }
@@ -146,15 +154,39 @@ pub async fn bind(address: &str, port: u16) -> std::io::Result<TcpListener> {
 }
 
 /// Serves `router(state)` on `listener` until `shutdown` completes, then lets in-flight
-/// requests finish.
+/// requests finish, for at most the `shutdown_grace` of the options.
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
+    let grace = state.inner.options.shutdown_grace;
+    let (requested, shutdown_requested) = oneshot::channel::<()>();
+    let shutdown = async move {
+        shutdown.await;
+        let _ = requested.send(());
+    };
+    let server = axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown)
-        .await
+        .into_future();
+    // Graceful shutdown alone waits for every open connection, including one whose client
+    // sent half a request and went silent: the grace period bounds that wait.
+    let deadline = async move {
+        match shutdown_requested.await {
+            Ok(()) => tokio::time::sleep(grace).await,
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        result = server => result,
+        () = deadline => {
+            tracing::warn!(
+                grace_s = grace.as_secs_f64(),
+                "requests still in flight after the shutdown grace period; stopping anyway"
+            );
+            Ok(())
+        }
+    }
 }
 
 /// Completes on Ctrl-C or SIGTERM.

@@ -118,7 +118,9 @@ impl Client {
     }
 
     /// A classic GET, with the problems DomainTools reports inside a 200 answer turned into
-    /// errors, as DomainTools' own client does.
+    /// errors, as DomainTools' own client does. Every classic answer is an object: anything
+    /// else (`{"response": "nope"}`) is refused here, or the generic whois mapping would show
+    /// the stray text as if it were a DomainTools value ("risk score: nope").
     async fn classic(
         &self,
         caller: Caller<'_>,
@@ -126,6 +128,11 @@ impl Client {
         params: &[(&str, &str)],
     ) -> Result<Value> {
         let value: Value = self.call(caller, Method::GET, path, params).await?;
+        if !value.is_object() {
+            return Err(Error::Decode(format!(
+                "{path}: unexpected shape: expected an object"
+            )));
+        }
         match in_band_error(&value) {
             Some(error) => Err(error),
             None => Ok(value),

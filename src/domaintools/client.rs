@@ -443,7 +443,8 @@ impl Client {
             if let Some(deadline) = caller.deadline {
                 let left = deadline.saturating_duration_since(Instant::now());
                 if left.is_zero() {
-                    return Err(Error::Deadline(caller.budget.unwrap_or_default()));
+                    return Err(last_error
+                        .unwrap_or_else(|| Error::Deadline(caller.budget.unwrap_or_default())));
                 }
                 if left < timeout {
                     timeout = left;
@@ -455,8 +456,11 @@ impl Client {
                 .await;
             let error = match result {
                 Ok(body) => return Ok(body),
+                // A retry that ran out of budget: the failure that made it retry (a broken
+                // connection, a 503) says more than "timeout", which would hide the cause.
                 Err(Error::Timeout(_)) if bounded_by_budget => {
-                    return Err(Error::Deadline(caller.budget.unwrap_or_default()));
+                    return Err(last_error
+                        .unwrap_or_else(|| Error::Deadline(caller.budget.unwrap_or_default())));
                 }
                 Err(error) => error,
             };
@@ -614,13 +618,18 @@ impl Client {
             Some(inner) => inner,
             None => response,
         };
+        // Only an answer of Enrich's shape is split and cached: `{"response": "nope"}` or an
+        // envelope without `results` would otherwise be stored as every domain's answer and
+        // replayed for the whole TTL after DomainTools recovered.
+        let enrich_shaped = envelope.is_object() && envelope["results"].is_array();
         // Taken out once, so each domain's answer copies only the envelope's small fields.
         let results = match envelope.get_mut("results").map(Value::take) {
             Some(Value::Array(results)) => results,
             _ => Vec::new(),
         };
         let ttl = self.inner.cache.ttl(Family::Iris);
-        let in_band_problem = envelope["limit_exceeded"] == true || envelope["error"].is_object();
+        let in_band_problem =
+            envelope["limit_exceeded"] == true || envelope["error"].is_object() || !enrich_shaped;
         let mut by_domain: std::collections::HashMap<String, Vec<Value>> =
             std::collections::HashMap::new();
         for record in results {
@@ -835,6 +844,7 @@ mod tests {
         assert!(!worth_keeping(br#"{"response": {"error": {"code": 413}}}"#));
         assert!(!worth_keeping(b"{\"response\": "));
         assert!(!worth_keeping(b"[1,2,3]"));
+        assert!(!worth_keeping(br#"{"response": "nope"}"#));
     }
 
     #[test]

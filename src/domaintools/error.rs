@@ -66,10 +66,13 @@ impl Error {
     /// Builds a transport error from reqwest's, with the URL (which holds the signature of GET
     /// requests) stripped and the cause chain kept.
     pub(crate) fn from_reqwest(err: reqwest::Error, timeout: Duration) -> Self {
-        if err.is_timeout() {
+        let connect = err.is_connect();
+        // A connect timeout (3 s, a SYN nobody answered) is a connection failure, retried as
+        // one: reported as "did not answer within {the whole call's timeout}" it named a
+        // wait that never happened.
+        if err.is_timeout() && !connect {
             return Error::Timeout(timeout);
         }
-        let connect = err.is_connect();
         let err = err.without_url();
         let mut text = err.to_string();
         let mut source = std::error::Error::source(&err);

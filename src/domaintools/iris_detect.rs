@@ -166,7 +166,22 @@ impl Client {
     ) -> Result<WatchlistPage> {
         let params = query.params();
         let borrowed: Vec<(&str, &str)> = params.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        self.call(caller, Method::GET, list.path(), &borrowed).await
+        let value: Value = self
+            .call(caller, Method::GET, list.path(), &borrowed)
+            .await?;
+        if let Some(error) = super::classic::in_band_error(&value) {
+            return Err(error);
+        }
+        // Every field is optional so a page survives DomainTools adding or dropping one, but a
+        // page without its domain list is not a page: "No results found" would be a lie.
+        if value.get("watchlist_domains").is_none() {
+            return Err(Error::Decode(format!(
+                "{}: unexpected shape: no watchlist_domains",
+                list.path()
+            )));
+        }
+        serde_json::from_value(value)
+            .map_err(|e| Error::Decode(format!("{}: unexpected shape: {e}", list.path())))
     }
 
     /// `POST /v1/iris-detect/escalations/`: escalates watchlist domains (form body with one

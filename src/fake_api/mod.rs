@@ -176,7 +176,9 @@ impl FakeApi {
 
     /// Binds 127.0.0.1:0 and serves in a background tokio task.
     pub async fn spawn(&self) -> std::io::Result<RunningFake> {
-        let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
+        // The server's own bind (listen backlog 4096): load tests open thousands of upstream
+        // connections at once, and the default backlog of 1024 drops SYNs past it.
+        let listener = crate::server::bind(&Ipv4Addr::LOCALHOST.to_string(), 0).await?;
         let addr = listener.local_addr()?;
         let app = self.router();
         let task = tokio::spawn(async move {

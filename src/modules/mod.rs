@@ -111,8 +111,24 @@ pub enum ModuleError {
 }
 
 /// The request's `config` object. MISP sends every setting as a string or `null`.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct Settings(Map<String, Value>);
+
+/// The config holds the module's `api_key`: `Debug` (and so `Context`'s) shows every setting
+/// but that one, whose value is replaced.
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut map = f.debug_map();
+        for (key, value) in &self.0 {
+            if key == "api_key" && !value.is_null() {
+                map.entry(key, &"<redacted>");
+            } else {
+                map.entry(key, value);
+            }
+        }
+        map.finish()
+    }
+}
 
 impl Settings {
     /// Settings from the request's `config` value (anything but an object counts as empty).

@@ -2,6 +2,7 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+pub mod child;
 pub mod golden;
 pub mod opencti;
 pub mod server;

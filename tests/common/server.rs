@@ -27,7 +27,7 @@ pub struct TestServer {
     /// The fake DomainTools API (request log, faults).
     pub fake: FakeApi,
     http: reqwest::Client,
-    _running: RunningFake,
+    _running: Option<RunningFake>,
     shutdown: Option<oneshot::Sender<()>>,
 }
 
@@ -69,8 +69,25 @@ pub async fn start_custom(
     configure: impl FnOnce(&mut ClientConfig),
 ) -> TestServer {
     let running = fake.spawn().await.unwrap();
+    let base_url = running.base_url();
+    serve_for(fake, Some(running), &base_url, options, configure).await
+}
+
+/// A server whose DomainTools API is `api_url` (for instance a port nothing listens on); the
+/// returned fake is not running and sees nothing.
+pub async fn start_at(api_url: &str) -> TestServer {
+    serve_for(FakeApi::new(), None, api_url, options(), |_| {}).await
+}
+
+async fn serve_for(
+    fake: FakeApi,
+    running: Option<RunningFake>,
+    api_url: &str,
+    options: Options,
+    configure: impl FnOnce(&mut ClientConfig),
+) -> TestServer {
     let mut config = ClientConfig::new("MISP", env!("CARGO_PKG_VERSION"));
-    config.base_url = running.base_url();
+    config.base_url = api_url.to_owned();
     config.proxy = Proxy::None;
     configure(&mut config);
     let state = AppState::new(

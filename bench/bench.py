@@ -1,0 +1,434 @@
+#!/usr/bin/env python3
+# Side-by-side benchmark of misp-domaintools against the Python reference (misp-modules 3.1.1 +
+# domaintools-misp 0.2.8), both on loopback in front of the same fake DomainTools API process.
+# Run it through bench/run.sh, which builds and installs what this needs; stdlib only, so it
+# runs with any python3. Writes target/bench/results.json and target/bench/results.md.
+#
+# Everything listens on 127.0.0.1 and every load phase is bounded by --duration.
+import argparse
+import http.client
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+USER = "bench-user"
+KEY = "bench-key-0123456789"
+HOVER = {
+    "module": "DomainTools-Iris-Investigate",
+    "domain": "google.com",
+    "config": {"username": USER, "api_key": KEY, "results_limit": None},
+}
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def http_call(port, method, path, body=None, timeout=30.0):
+    """One request on a fresh connection; returns (status, parsed JSON or raw bytes)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        headers = {"Content-Type": "application/json"} if body is not None else {}
+        data = json.dumps(body).encode() if body is not None else None
+        conn.request(method, path, body=data, headers=headers)
+        response = conn.getresponse()
+        raw = response.read()
+        try:
+            return response.status, json.loads(raw)
+        except ValueError:
+            return response.status, raw
+    finally:
+        conn.close()
+
+
+def healthy(port):
+    try:
+        status, body = http_call(port, "GET", "/healthcheck", timeout=1.0)
+        return status == 200 and isinstance(body, dict) and body.get("status") is True
+    except OSError:
+        return False
+
+
+def wait_healthy(proc, port, limit):
+    """Seconds from now until /healthcheck answers; polls every millisecond."""
+    started = time.perf_counter()
+    while time.perf_counter() - started < limit:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode} before becoming healthy")
+        if healthy(port):
+            return time.perf_counter() - started
+        time.sleep(0.001)
+    raise RuntimeError(f"server on port {port} not healthy after {limit} s")
+
+
+def proc_status(pid):
+    """VmRSS and VmHWM of a process, in MiB."""
+    out = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            key, _, value = line.partition(":")
+            if key in ("VmRSS", "VmHWM"):
+                out[key] = int(value.split()[0]) / 1024
+    return out
+
+
+class RssSampler:
+    """Samples a process's VmRSS every 50 ms while a load phase runs."""
+
+    def __init__(self, pid):
+        self.pid = pid
+        self.peak = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        while not self._stop.is_set():
+            try:
+                self.peak = max(self.peak, proc_status(self.pid)["VmRSS"])
+            except OSError:
+                return
+            self._stop.wait(0.05)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+
+def load():
+    return os.getloadavg()[0]
+
+
+class Fake:
+    """The fake DomainTools API process (examples/fake_api.rs)."""
+
+    def __init__(self, binary):
+        self.proc = subprocess.Popen(
+            [str(binary), "--port", "0", "--user", USER, "--key", KEY],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        line = self.proc.stdout.readline()
+        if "http://127.0.0.1:" not in line:
+            raise RuntimeError(f"fake API did not start: {line!r}")
+        self.url = line.strip().rsplit(" ", 1)[-1]
+        self.port = int(self.url.rsplit(":", 1)[-1])
+
+    def stats(self):
+        return http_call(self.port, "GET", "/_fake/stats")[1]
+
+    def reset(self):
+        http_call(self.port, "POST", "/_fake/reset")
+
+    def latency(self, ms):
+        http_call(self.port, "POST", f"/_fake/latency?ms={ms}")
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+
+
+class Server:
+    """One server under test: ours or the reference, started on a free port."""
+
+    def __init__(self, name, argv_for_port, env, health_limit):
+        self.name = name
+        self.port = free_port()
+        self.proc = subprocess.Popen(
+            argv_for_port(self.port),
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        self.startup = wait_healthy(self.proc, self.port, health_limit)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def wrk(args, port, path, body_file, connections, duration, pid):
+    env = dict(os.environ, WRK_BODY_FILE=body_file or "")
+    before = load()
+    with RssSampler(pid) as sampler:
+        out = subprocess.run(
+            [
+                args.wrk,
+                f"-t{args.threads}",
+                f"-c{connections}",
+                f"-d{duration}s",
+                "--timeout",
+                "60s",
+                "-s",
+                str(Path(__file__).parent / "wrk" / "bench.lua"),
+                f"http://127.0.0.1:{port}{path}",
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    lines = [l for l in out.splitlines() if l.startswith("WRK_JSON ")]
+    if not lines:
+        raise RuntimeError(f"wrk printed no result:\n{out}")
+    result = json.loads(lines[-1][len("WRK_JSON "):])
+    result["rss_peak_mib"] = sampler.peak
+    result["load_before"] = before
+    result["load_after"] = load()
+    result["connections"] = connections
+    return result
+
+
+def calls_per_query(server, fake, body, rounds=2):
+    """Upstream calls each of `rounds` identical sequential queries caused, and their times."""
+    out = []
+    for _ in range(rounds):
+        fake.reset()
+        started = time.perf_counter()
+        status, reply = http_call(server.port, "POST", "/query", body, timeout=120)
+        elapsed = time.perf_counter() - started
+        results = reply.get("results") if isinstance(reply, dict) else None
+        if status != 200 or not isinstance(results, list) or not results or "error" in reply:
+            raise RuntimeError(f"{server.name}: unexpected reply {status} {str(reply)[:300]}")
+        out.append({"calls": fake.stats()["total"], "seconds": elapsed, "results": len(results),
+                    "paths": fake.stats()["paths"]})
+    return out
+
+
+def startup_times(make, runs):
+    times = []
+    for _ in range(runs):
+        server = make()
+        times.append(server.startup)
+        server.stop()
+    return times
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--ours", required=True, help="release binary of misp-domaintools")
+    parser.add_argument("--fake", required=True, help="release build of examples/fake_api")
+    parser.add_argument("--venv", required=True, help="venv with misp-modules and domaintools-misp")
+    parser.add_argument("--wrk", default="wrk")
+    parser.add_argument("--duration", type=int, default=10, help="seconds per load phase")
+    parser.add_argument("--threads", type=int, default=2, help="wrk threads")
+    parser.add_argument("--out", default="target/bench")
+    args = parser.parse_args()
+
+    venv = Path(args.venv)
+    site = next((venv / "lib").glob("python3*/site-packages"))
+    custom = site / "domaintools_misp" / "install" / "modules"
+    shim = Path(__file__).resolve().parent / "python"
+    out_dir = Path(args.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    body_file = out_dir / "hover.json"
+    body_file.write_text(json.dumps(HOVER))
+
+    fake = Fake(args.fake)
+    base_env = {k: v for k, v in os.environ.items()
+                if not k.startswith(("DOMAINTOOLS_", "MISP_DOMAINTOOLS_"))}
+    base_env["NO_PROXY"] = "127.0.0.1,localhost"
+    ours_help = subprocess.run([args.ours, "--help"], capture_output=True, text=True).stdout
+    has_cache = "--cache-size-mb" in ours_help
+    ours_env = dict(base_env, RUST_LOG="warn")
+
+    def ours_argv(extra):
+        return lambda port: [args.ours, "--port", str(port), "--api-url", fake.url, *extra]
+
+    # Issue 5's cache: off for the cache-off figures, default size for the cache-on ones.
+    cache_off = ["--cache-size-mb", "0"] if has_cache else []
+
+    def make_ours(extra=()):
+        return Server("ours", ours_argv([*cache_off, *extra]), ours_env, 10)
+
+    def make_ours_cached():
+        return Server("ours (cache on)", ours_argv([]), ours_env, 10)
+
+    def make_ref(rate_limit="0"):
+        env = dict(base_env, PYTHONPATH=str(shim), DTBENCH_API_URL=fake.url,
+                   DTBENCH_RATE_LIMIT=rate_limit)
+        argv = lambda port: [str(venv / "bin" / "misp-modules"), "-l", "127.0.0.1",
+                             "-p", str(port), "-c", str(custom)]
+        return Server("reference", argv, env, 120)
+
+    results = {
+        "machine": {
+            "nproc": os.cpu_count(),
+            "cpu": next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo")
+                         if l.startswith("model name")), "?"),
+            "mem_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
+            "load_at_start": os.getloadavg(),
+        },
+        "duration_s": args.duration,
+        "wrk_threads": args.threads,
+        "cache_available": has_cache,
+    }
+    servers = []
+    try:
+        print("== start-up time (5 runs of ours, 3 of the reference)", flush=True)
+        results["startup_s"] = {
+            "ours": startup_times(make_ours, 5),
+            "reference": startup_times(make_ref, 3),
+        }
+
+        print("== long-running servers", flush=True)
+        ours = make_ours()
+        servers.append(ours)
+        ref = make_ref()
+        servers.append(ref)
+        time.sleep(2)
+        results["rss_idle_mib"] = {"ours": proc_status(ours.proc.pid),
+                                   "reference": proc_status(ref.proc.pid)}
+
+        print("== upstream calls per query (cold, warm)", flush=True)
+        calls = {"ours": calls_per_query(ours, fake, HOVER),
+                 "reference": calls_per_query(ref, fake, HOVER)}
+        # The reference as deployed (rate limiter on): its first query also primes the limiter
+        # with one more /v1/account call, and the next Iris call waits for the limiter.
+        ref_deployed = make_ref(rate_limit="1")
+        calls["reference_rate_limited"] = calls_per_query(ref_deployed, fake, HOVER)
+        ref_deployed.stop()
+        if has_cache:
+            cached = make_ours_cached()
+            servers.append(cached)
+            calls["ours_cache_on"] = calls_per_query(cached, fake, HOVER)
+        results["upstream_calls"] = calls
+
+        phases = {}
+
+        def phase(name, server, path, body, connections):
+            print(f"== {name}: {server.name}", flush=True)
+            fake.reset()
+            phases.setdefault(name, {})[server.name] = wrk(
+                args, server.port, path, body, connections, args.duration, server.proc.pid)
+            phases[name][server.name]["upstream_calls"] = fake.stats()["total"]
+
+        fake.latency(0)
+        for server in (ours, ref):
+            phase("modules", server, "/modules", None, 50)
+        for server in (ours, ref):
+            phase("query_hover", server, "/query", str(body_file), 50)
+        if has_cache:
+            phase("query_hover", servers[-1], "/query", str(body_file), 50)
+        fake.latency(100)
+        for server in (ours, ref):
+            phase("overhead_100ms", server, "/query", str(body_file), 100)
+        if has_cache:
+            phase("overhead_100ms", servers[-1], "/query", str(body_file), 100)
+        fake.latency(0)
+        results["phases"] = phases
+        results["rss_after_mib"] = {s.name: proc_status(s.proc.pid) for s in servers}
+        results["machine"]["load_at_end"] = os.getloadavg()
+    finally:
+        for server in servers:
+            server.stop()
+        fake.stop()
+
+    (out_dir / "results.json").write_text(json.dumps(results, indent=2))
+    table = render(results)
+    (out_dir / "results.md").write_text(table)
+    print(table)
+
+
+def ratio(a, b):
+    return f"{a / b:,.0f}×" if b else "n/a"
+
+
+def render(r):
+    p = r["phases"]
+    o, ref = "ours", "reference"
+    c = "ours (cache on)"
+    cached = r["cache_available"]
+
+    def cell(phase, who, key, fmt="{:,.0f}"):
+        entry = p.get(phase, {}).get(who)
+        return fmt.format(entry[key]) if entry else "pending (issue 5)"
+
+    rows = []
+    for phase, label in (("modules", "GET /modules"),
+                         ("query_hover", "POST /query Iris-Investigate hover, upstream 0 ms")):
+        rows.append((f"{label}: requests/s",
+                     cell(phase, o, "rps"), cell(phase, c, "rps") if phase != "modules" else "",
+                     cell(phase, ref, "rps"),
+                     ratio(p[phase][o]["rps"], p[phase][ref]["rps"])))
+        for q in ("p50_ms", "p99_ms"):
+            rows.append((f"{label}: {q[:3]} latency (ms)",
+                         cell(phase, o, q, "{:.2f}"),
+                         cell(phase, c, q, "{:.2f}") if phase != "modules" else "",
+                         cell(phase, ref, q, "{:.1f}"),
+                         ratio(p[phase][ref][q], p[phase][o][q])))
+    ov = p["overhead_100ms"]
+    for q in ("p50_ms", "p99_ms"):
+        rows.append((f"Overhead above a 100 ms upstream, 100 concurrent: {q[:3]} (ms)",
+                     f"{ov[o][q] - 100:.2f}",
+                     f"{ov[c][q]:.2f} (total)" if c in ov else "pending (issue 5)",
+                     f"{ov[ref][q] - 100:.1f}",
+                     ratio(ov[ref][q] - 100, max(ov[o][q] - 100, 0.01))))
+    rows.append(("Requests/s at a 100 ms upstream, 100 concurrent",
+                 f"{ov[o]['rps']:,.0f}", f"{ov[c]['rps']:,.0f}" if c in ov else "pending (issue 5)",
+                 f"{ov[ref]['rps']:,.1f}", ratio(ov[o]["rps"], ov[ref]["rps"])))
+    idle = r["rss_idle_mib"]
+    peak_o = max(ph[o]["rss_peak_mib"] for ph in p.values())
+    peak_r = max(ph[ref]["rss_peak_mib"] for ph in p.values())
+    peak_c = max((ph[c]["rss_peak_mib"] for ph in p.values() if c in ph), default=None)
+    rows.append(("RSS idle (MiB)", f"{idle[o]['VmRSS']:.1f}", "", f"{idle[ref]['VmRSS']:.1f}",
+                 ratio(idle[ref]["VmRSS"], idle[o]["VmRSS"])))
+    rows.append(("RSS under load, peak sampled (MiB)", f"{peak_o:.1f}",
+                 f"{peak_c:.1f}" if peak_c else "pending (issue 5)", f"{peak_r:.1f}",
+                 ratio(peak_r, peak_o)))
+    hwm = r["rss_after_mib"]
+    rows.append(("VmHWM at the end (MiB)", f"{hwm[o]['VmHWM']:.1f}",
+                 f"{hwm[c]['VmHWM']:.1f}" if c in hwm else "pending (issue 5)",
+                 f"{hwm[ref]['VmHWM']:.1f}", ratio(hwm[ref]["VmHWM"], hwm[o]["VmHWM"])))
+    st = r["startup_s"]
+    so, sr = statistics.median(st[o]) * 1000, statistics.median(st[ref]) * 1000
+    rows.append(("Start to healthy, median (ms)", f"{so:.1f}", "", f"{sr:,.0f}", ratio(sr, so)))
+    calls = r["upstream_calls"]
+    cc = calls.get("ours_cache_on")
+    rows.append(("Upstream calls per query, cold / warm",
+                 f"{calls[o][0]['calls']} / {calls[o][1]['calls']}",
+                 f"{cc[0]['calls']} / {cc[1]['calls']}" if cc else "pending (issue 5)",
+                 f"{calls[ref][0]['calls']} / {calls[ref][1]['calls']} (rate limiter off); "
+                 f"{calls['reference_rate_limited'][0]['calls']} / "
+                 f"{calls['reference_rate_limited'][1]['calls']} (as deployed)", ""))
+    rows.append(("Warm query as deployed (reference rate limiter on), s", "", "",
+                 f"{calls['reference_rate_limited'][1]['seconds']:.2f}", ""))
+
+    m = r["machine"]
+    head = (f"Machine: {m['nproc']} CPUs ({m['cpu']}), {m['mem_gib']} GiB; load average "
+            f"{m['load_at_start'][0]:.2f} at start, {m['load_at_end'][0]:.2f} at end. "
+            f"{r['duration_s']} s per load phase, wrk -t{r['wrk_threads']}.\n\n")
+    lines = ["| Measure | ours (cache off) | ours (cache on) | reference | ratio |",
+             "|---|---:|---:|---:|---:|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    errs = []
+    for name, ph in p.items():
+        for who, e in ph.items():
+            total = sum(e["errors"].values())
+            errs.append(f"- {name}, {who}: {e['requests']:,} requests, {total} socket/status "
+                        f"errors {e['errors']}, {e['upstream_calls']:,} upstream calls, load "
+                        f"{e['load_before']:.2f}→{e['load_after']:.2f}")
+    return head + "\n".join(lines) + "\n\nPer phase:\n" + "\n".join(errs) + "\n"
+
+
+if __name__ == "__main__":
+    main()

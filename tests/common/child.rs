@@ -1,0 +1,183 @@
+//! The real binary as a child process in front of an in-process fake DomainTools API: for the
+//! tests that need what only a process has (its RSS, its logs, its signals).
+
+use std::io::Read;
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// A running `misp-domaintools`; killed when dropped.
+pub struct ChildServer {
+    pub child: Child,
+    pub url: String,
+    pub port: u16,
+    output: Arc<Mutex<Vec<u8>>>,
+    readers: Vec<JoinHandle<()>>,
+}
+
+impl Drop for ChildServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A port nothing listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The binary with none of the settings a developer's environment might carry.
+pub fn binary() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_misp-domaintools"));
+    for (var, _) in std::env::vars() {
+        if var.starts_with("DOMAINTOOLS_") || var.starts_with("MISP_DOMAINTOOLS_") {
+            command.env_remove(var);
+        }
+    }
+    command.env_remove("RUST_LOG");
+    command
+}
+
+impl ChildServer {
+    /// Starts the binary with `args` (and `envs`) on a free port, capturing stdout and stderr,
+    /// and waits until it is healthy.
+    pub async fn start(args: &[&str], envs: &[(&str, &str)]) -> Self {
+        let port = free_port();
+        let mut command = binary();
+        command
+            .args(["--port", &port.to_string()])
+            .args(args)
+            .envs(envs.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = command.spawn().unwrap();
+        let output = Arc::new(Mutex::new(Vec::new()));
+        let mut readers = Vec::new();
+        let streams: Vec<Box<dyn Read + Send>> = vec![
+            Box::new(child.stdout.take().unwrap()),
+            Box::new(child.stderr.take().unwrap()),
+        ];
+        for mut stream in streams {
+            let output = output.clone();
+            readers.push(std::thread::spawn(move || {
+                let mut buf = [0u8; 8192];
+                while let Ok(n) = stream.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    output
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .extend_from_slice(&buf[..n]);
+                }
+            }));
+        }
+        let server = Self {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+            port,
+            output,
+            readers,
+        };
+        server.wait_healthy().await;
+        server
+    }
+
+    async fn wait_healthy(&self) {
+        let client = reqwest::Client::builder().no_proxy().build().unwrap();
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(20) {
+            if let Ok(response) = client.get(format!("{}/healthcheck", self.url)).send().await {
+                if response.status().is_success() {
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!(
+            "the server did not become healthy; output:\n{}",
+            self.output()
+        );
+    }
+
+    /// The process's `VmRSS` and `VmHWM`, in KiB.
+    pub fn memory_kib(&self) -> (u64, u64) {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
+        let field = |name: &str| {
+            status
+                .lines()
+                .find(|l| l.starts_with(name))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0)
+        };
+        (field("VmRSS:"), field("VmHWM:"))
+    }
+
+    /// Sends SIGTERM (through `kill`, as an orchestrator would).
+    pub fn terminate(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits up to `limit` for the process to exit; its exit code, or None if still running.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let started = Instant::now();
+        while started.elapsed() < limit {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    /// Everything the process wrote to stdout and stderr so far.
+    pub fn output(&self) -> String {
+        String::from_utf8_lossy(&self.output.lock().unwrap_or_else(|e| e.into_inner())).into_owned()
+    }
+
+    /// Stops the process (SIGTERM), waits for it and for its output to be read, and returns
+    /// the output.
+    pub fn stop_and_collect(mut self) -> String {
+        self.terminate();
+        if self.wait_exit(Duration::from_secs(15)).is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+        for reader in std::mem::take(&mut self.readers) {
+            let _ = reader.join();
+        }
+        self.output()
+    }
+
+    /// POSTs raw bytes to /query; the status and the JSON reply (Null if not JSON).
+    pub async fn post_raw(&self, client: &reqwest::Client, body: Vec<u8>) -> (u16, Value) {
+        let response = client
+            .post(format!("{}/query", self.url))
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        let bytes = response.bytes().await.unwrap();
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+}

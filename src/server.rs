@@ -326,7 +326,8 @@ async fn answer(
             .collect();
         return (
             protocol::error_json(format!(
-                "Unknown module {name:?}. This server provides: {}.",
+                "Unknown module {}. This server provides: {}.",
+                crate::domaintools::classic::shown(name),
                 known.join(", ")
             )),
             "error",

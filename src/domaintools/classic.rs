@@ -291,8 +291,9 @@ pub fn encode_segment(segment: &str) -> String {
 }
 
 /// A refused value as an error message shows it: quoted, control characters escaped, cut
-/// after [`SHOWN_CHARS`] characters.
-fn shown(value: &str) -> String {
+/// after [`SHOWN_CHARS`] characters. Every error that quotes a request's value goes through
+/// this: a 10 MB value must not come back as a 10 MB error (and log line).
+pub fn shown(value: &str) -> String {
     let mut chars = value.chars();
     let head: String = chars.by_ref().take(SHOWN_CHARS).collect();
     if chars.next().is_some() {

@@ -5,6 +5,7 @@
 use serde_json::{json, Map, Value};
 
 use super::{Context, Input, Module, ModuleError, Reply, Settings, DEMO_NOTE};
+use crate::domaintools::classic::shown;
 use crate::domaintools::iris_detect::MAX_PAGE_SIZE;
 use crate::domaintools::{DetectList, DetectQuery, EscalationType};
 use crate::misp::EXTERNAL_ANALYSIS;
@@ -204,9 +205,10 @@ fn select<T: Copy>(
         .map(|(i, (name, _))| format!("{i} {name}"))
         .collect();
     Err(ModuleError::Config(format!(
-        "The {key} setting must be an option number from 0 to {} ({}), not {raw:?}.",
+        "The {key} setting must be an option number from 0 to {} ({}), not {}.",
         options.len().saturating_sub(1),
-        listed.join(", ")
+        listed.join(", "),
+        shown(&raw)
     )))
 }
 
@@ -219,7 +221,8 @@ fn checkbox(settings: &Settings, key: &str) -> Result<bool, ModuleError> {
         "0" | "false" | "off" | "no" => Ok(false),
         "1" | "true" | "on" | "yes" => Ok(true),
         _ => Err(ModuleError::Config(format!(
-            "The {key} setting is a checkbox: \"1\" (ticked) or \"0\", not {raw:?}."
+            "The {key} setting is a checkbox: \"1\" (ticked) or \"0\", not {}.",
+            shown(&raw)
         ))),
     }
 }
@@ -234,7 +237,8 @@ fn date(settings: &Settings, key: &str) -> Result<Option<String>, ModuleError> {
         Ok(Some(raw))
     } else {
         Err(ModuleError::Config(format!(
-            "Incorrect data format for {key} ({raw:?}), should be {DATE_FORMATS} (for example 2022-02-28 or 2022-02-28T01:23:45+00:00)."
+            "Incorrect data format for {key} ({}), should be {DATE_FORMATS} (for example 2022-02-28 or 2022-02-28T01:23:45+00:00).",
+            shown(&raw)
         )))
     }
 }

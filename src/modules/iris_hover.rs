@@ -61,7 +61,8 @@ pub(crate) async fn run(
 pub(crate) fn lookup_domain(value: &str) -> Result<String, ModuleError> {
     registrable_domain(value).ok_or_else(|| {
         ModuleError::Input(format!(
-            "{value:?} has no registrable domain to look up (IP addresses, bare suffixes and local names have none)."
+            "{} has no registrable domain to look up (IP addresses, bare suffixes and local names have none).",
+            crate::domaintools::classic::shown(value)
         ))
     })
 }

@@ -17,6 +17,7 @@ use chrono::{DateTime, Utc};
 use futures_util::future::BoxFuture;
 use serde_json::{Map, Value};
 
+use crate::domaintools::classic::shown;
 use crate::domaintools::{self, Caller, Client, Credentials};
 use crate::misp::{self, Form, Payload};
 
@@ -160,9 +161,9 @@ impl Settings {
         match self.0.get(key) {
             None | Some(Value::Null) => Ok(default),
             Some(Value::String(s)) if s.trim().is_empty() => Ok(default),
-            Some(Value::String(s)) => s.trim().parse().map_err(|_| bad(&format!("{s:?}"))),
+            Some(Value::String(s)) => s.trim().parse().map_err(|_| bad(&shown(s))),
             Some(Value::Number(n)) => n.as_u64().ok_or_else(|| bad(&n.to_string())),
-            Some(other) => Err(bad(&other.to_string())),
+            Some(other) => Err(bad(&shown(&other.to_string()))),
         }
     }
 }

@@ -2,11 +2,14 @@
 //! Nothing else in the program reads environment variables.
 
 use std::fmt;
+use std::path::PathBuf;
 use std::str::FromStr;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::builder::BoolishValueParser;
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::domaintools::DEFAULT_BASE_URL;
+use crate::stix::Tlp;
 
 /// A secret setting: usable, never printed.
 #[derive(Clone, PartialEq, Eq)]
@@ -22,6 +25,12 @@ impl Secret {
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("<redacted>")
+    }
+}
+
+impl From<String> for Secret {
+    fn from(secret: String) -> Self {
+        Secret(secret)
     }
 }
 
@@ -82,24 +91,34 @@ pub struct Config {
     pub port: u16,
 
     /// DomainTools API base URL.
-    #[arg(long, env = "DOMAINTOOLS_API_URL", default_value = DEFAULT_BASE_URL)]
+    #[arg(long, env = "DOMAINTOOLS_API_URL", default_value = DEFAULT_BASE_URL, global = true)]
     pub api_url: String,
 
     /// DomainTools API username used when a request's config has none (MISP sends null for an
     /// unset module setting). A username set in MISP wins.
-    #[arg(long, env = "DOMAINTOOLS_USERNAME")]
+    #[arg(long, env = "DOMAINTOOLS_USERNAME", global = true)]
     pub username: Option<String>,
 
     /// DomainTools API key used when a request's config has none. A key set in MISP wins.
-    #[arg(long, env = "DOMAINTOOLS_API_KEY", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "DOMAINTOOLS_API_KEY",
+        hide_env_values = true,
+        global = true
+    )]
     pub api_key: Option<Secret>,
 
     /// Longest time, in seconds, one DomainTools call may take.
-    #[arg(long, env = "MISP_DOMAINTOOLS_UPSTREAM_TIMEOUT", default_value_t = 8)]
+    #[arg(
+        long,
+        env = "MISP_DOMAINTOOLS_UPSTREAM_TIMEOUT",
+        default_value_t = 8,
+        global = true
+    )]
     pub upstream_timeout: u64,
 
     /// Outbound proxy URL for DomainTools calls (default: HTTPS_PROXY/HTTP_PROXY/NO_PROXY).
-    #[arg(long, env = "MISP_DOMAINTOOLS_PROXY")]
+    #[arg(long, env = "MISP_DOMAINTOOLS_PROXY", global = true)]
     pub proxy: Option<String>,
 
     /// Largest accepted /query body, in bytes.
@@ -164,18 +183,31 @@ pub struct Config {
         long,
         env = "MISP_DOMAINTOOLS_LOG_FORMAT",
         value_enum,
-        default_value = "text"
+        default_value = "text",
+        global = true
     )]
     pub log_format: LogFormat,
 
     /// Log filter (error, warn, info, debug, trace, or per-target directives).
-    #[arg(long, env = "RUST_LOG", default_value = "info")]
+    #[arg(long, env = "RUST_LOG", default_value = "info", global = true)]
     pub log_level: String,
 
     /// Serve bundled sample data through the built-in fake DomainTools API: no credentials and
-    /// no network needed. Every result says it is demo data.
-    #[arg(long, env = "MISP_DOMAINTOOLS_DEMO")]
+    /// no network needed. Every MISP result says it is demo data; `stix` and `opencti` send
+    /// their DomainTools calls to the same fake.
+    #[arg(long, env = "MISP_DOMAINTOOLS_DEMO", global = true)]
     pub demo: bool,
+
+    /// STIX output (`stix`, `opencti`): TLP marking of every object the enrichment creates
+    /// [default: TLP:AMBER].
+    #[arg(long, env = "DOMAINTOOLS_MARKING", global = true)]
+    pub marking: Option<Tlp>,
+
+    /// STIX output (`stix`, `opencti`): most domains mapped when enriching an IPv4 address;
+    /// the total DomainTools knows is reported [default: 100].
+    #[arg(long, env = "DOMAINTOOLS_IP_DOMAIN_LIMIT", global = true,
+          value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub ip_domain_limit: Option<u32>,
 }
 
 /// Commands besides serving.
@@ -184,6 +216,97 @@ pub enum Command {
     /// Asks a running server (at --listen/--port) for /healthcheck; exits 0 when healthy.
     /// Used by the container HEALTHCHECK, where no curl is installed.
     Healthcheck,
+    /// Prints the DomainTools enrichment of a domain name or an IPv4 address as a STIX 2.1
+    /// bundle (stdout; a one-line summary goes to stderr). Uses --api-url, --username/
+    /// DOMAINTOOLS_USERNAME and --api-key/DOMAINTOOLS_API_KEY, or --demo.
+    Stix {
+        /// The domain name or IPv4 address to enrich.
+        value: String,
+    },
+    /// Runs as an OpenCTI internal-enrichment connector for Domain-Name and IPv4-Addr
+    /// observables: registers with the platform, receives work on an HTTP callback and pushes
+    /// bundles over GraphQL (no RabbitMQ connection). Settings from the command line or the
+    /// environment win over config.yml.
+    Opencti(Box<OpenctiArgs>),
+}
+
+/// Settings of the OpenCTI connector mode, named as the Python connector's (and pycti's)
+/// environment variables. Each may also come from config.yml (`opencti.url`, `connector.id`,
+/// `domaintools.max_tlp`, …); defaults are applied after both.
+#[derive(Debug, Clone, PartialEq, Eq, Args)]
+pub struct OpenctiArgs {
+    /// URL of the OpenCTI platform (config.yml: opencti.url).
+    #[arg(long, env = "OPENCTI_URL")]
+    pub opencti_url: Option<String>,
+
+    /// API token of the connector's OpenCTI user (config.yml: opencti.token). The worker's
+    /// callbacks must carry the same token.
+    #[arg(long, env = "OPENCTI_TOKEN", hide_env_values = true)]
+    pub opencti_token: Option<Secret>,
+
+    /// The connector's UUIDv4, unique per instance (config.yml: connector.id).
+    #[arg(long, env = "CONNECTOR_ID")]
+    pub connector_id: Option<String>,
+
+    /// Name shown in OpenCTI [default: DomainTools] (config.yml: connector.name).
+    #[arg(long, env = "CONNECTOR_NAME")]
+    pub connector_name: Option<String>,
+
+    /// Observable types to enrich, comma-separated [default: Domain-Name,IPv4-Addr]
+    /// (config.yml: connector.scope).
+    #[arg(long, env = "CONNECTOR_SCOPE")]
+    pub connector_scope: Option<String>,
+
+    /// Must be INTERNAL_ENRICHMENT when set (config.yml: connector.type).
+    #[arg(long, env = "CONNECTOR_TYPE")]
+    pub connector_type: Option<String>,
+
+    /// Enrich new observables automatically [default: false] (config.yml: connector.auto).
+    #[arg(long, env = "CONNECTOR_AUTO", value_parser = BoolishValueParser::new())]
+    pub connector_auto: Option<bool>,
+
+    /// Log level: debug, info, warn (warning) or error; overrides RUST_LOG in this mode
+    /// (config.yml: connector.log_level).
+    #[arg(long, env = "CONNECTOR_LOG_LEVEL")]
+    pub connector_log_level: Option<String>,
+
+    /// Confidence (0-100) of the relationships created [default: 80]
+    /// (config.yml: connector.confidence_level).
+    #[arg(long, env = "CONNECTOR_CONFIDENCE_LEVEL",
+          value_parser = clap::value_parser!(u8).range(0..=100))]
+    pub connector_confidence_level: Option<u8>,
+
+    /// DomainTools API username; falls back to DOMAINTOOLS_USERNAME
+    /// (config.yml: domaintools.api_username). The key is DOMAINTOOLS_API_KEY
+    /// (config.yml: domaintools.api_key).
+    #[arg(long, env = "DOMAINTOOLS_API_USERNAME")]
+    pub api_username: Option<String>,
+
+    /// Most restrictive TLP of an observable sent to DomainTools [default: TLP:AMBER]
+    /// (config.yml: domaintools.max_tlp).
+    #[arg(long, env = "DOMAINTOOLS_MAX_TLP")]
+    pub max_tlp: Option<Tlp>,
+
+    /// Base URL at which the OpenCTI worker reaches this connector
+    /// [default: http://127.0.0.1:<callback port>] (config.yml:
+    /// connector.listen_protocol_api_uri). In Docker, the service's name, e.g.
+    /// http://connector-domaintools:7070.
+    #[arg(long, env = "CONNECTOR_LISTEN_PROTOCOL_API_URI")]
+    pub callback_uri: Option<String>,
+
+    /// Path of the callback [default: /api/callback] (config.yml:
+    /// connector.listen_protocol_api_path).
+    #[arg(long, env = "CONNECTOR_LISTEN_PROTOCOL_API_PATH")]
+    pub callback_path: Option<String>,
+
+    /// Port the callback listens on, at --listen [default: 7070] (config.yml:
+    /// connector.listen_protocol_api_port).
+    #[arg(long, env = "CONNECTOR_LISTEN_PROTOCOL_API_PORT")]
+    pub callback_port: Option<u16>,
+
+    /// config.yml to read [default: ./config.yml when it exists].
+    #[arg(long = "config", env = "MISP_DOMAINTOOLS_CONFIG")]
+    pub config_file: Option<PathBuf>,
 }
 
 #[cfg(test)]

@@ -12,6 +12,8 @@
 //! - [`domaintools`]: the DomainTools API client (knows nothing of MISP or axum).
 //! - [`fake_api`]: a fixture-driven fake of the DomainTools API, for tests and `--demo`.
 //! - [`metrics`]: the Prometheus metrics registry behind `GET /metrics`.
+//! - [`stix`]: the DomainTools enrichment as STIX 2.1 (the `stix` command, the connector).
+//! - [`opencti`]: the OpenCTI internal-enrichment connector mode.
 //! - [`telemetry`]: logging set-up.
 
 pub mod config;
@@ -21,10 +23,12 @@ pub mod fake_api;
 pub mod metrics;
 pub mod misp;
 pub mod modules;
+pub mod opencti;
 pub mod protocol;
 pub mod pyfmt;
 pub mod registry;
 pub mod server;
+pub mod stix;
 pub mod telemetry;
 
 use std::future::Future;
@@ -32,8 +36,8 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 
-use crate::config::{Config, RateLimitMode};
-use crate::domaintools::{CacheConfig, Client, ClientConfig, Proxy, Ttls};
+use crate::config::{Config, OpenctiArgs, RateLimitMode};
+use crate::domaintools::{CacheConfig, Caller, Client, ClientConfig, Credentials, Proxy, Ttls};
 use crate::protocol::DefaultCredentials;
 use crate::server::{AppState, Options};
 
@@ -112,27 +116,7 @@ fn build_state(
     api_url: String,
     forced: Option<DefaultCredentials>,
 ) -> anyhow::Result<AppState> {
-    let mut client_config = ClientConfig::new("MISP", env!("CARGO_PKG_VERSION"));
-    client_config.base_url = api_url;
-    client_config.timeout = Duration::from_secs(config.upstream_timeout.max(1));
-    client_config.proxy = match (&config.proxy, forced.is_some()) {
-        // The demo API is on loopback: never send it through a proxy.
-        (_, true) => Proxy::None,
-        (Some(url), false) => Proxy::Url(url.clone()),
-        (None, false) => Proxy::FromEnvironment,
-    };
-    client_config.cache = CacheConfig {
-        ttls: Ttls {
-            iris: Duration::from_secs(config.cache_ttl_iris),
-            whois: Duration::from_secs(config.cache_ttl_whois),
-            detect: Duration::from_secs(config.cache_ttl_detect),
-        },
-        max_bytes: config.cache_size_mb.saturating_mul(1024 * 1024),
-        redis_url: config.cache_url.as_ref().map(|url| url.expose().to_owned()),
-    };
-    client_config.enrich_batch_window = Duration::from_millis(config.enrich_batch_window_ms);
-    client_config.learn_rate_limits = config.rate_limits == RateLimitMode::Learn;
-    let client = Client::new(client_config).context("DomainTools client")?;
+    let client = build_client(config, api_url, forced.is_some(), "MISP")?;
     let registry = registry::Registry::new(registry::MODULES).map_err(anyhow::Error::msg)?;
     let default_credentials = forced.clone().unwrap_or_else(|| DefaultCredentials {
         username: config.username.clone(),
@@ -157,4 +141,148 @@ fn seconds(value: f64, setting: &str) -> anyhow::Result<Duration> {
         "{setting} must be a number of seconds between 0 and 3600, not {value}"
     );
     Ok(Duration::from_secs_f64(value))
+}
+
+/// The DomainTools client for `config`, reporting `partner` as `app_partner`.
+fn build_client(
+    config: &Config,
+    api_url: String,
+    demo: bool,
+    partner: &str,
+) -> anyhow::Result<Client> {
+    let mut client_config = ClientConfig::new(partner, env!("CARGO_PKG_VERSION"));
+    client_config.base_url = api_url;
+    client_config.timeout = Duration::from_secs(config.upstream_timeout.max(1));
+    client_config.proxy = match (&config.proxy, demo) {
+        // The demo API is on loopback: never send it through a proxy.
+        (_, true) => Proxy::None,
+        (Some(url), false) => Proxy::Url(url.clone()),
+        (None, false) => Proxy::FromEnvironment,
+    };
+    client_config.cache = CacheConfig {
+        ttls: Ttls {
+            iris: Duration::from_secs(config.cache_ttl_iris),
+            whois: Duration::from_secs(config.cache_ttl_whois),
+            detect: Duration::from_secs(config.cache_ttl_detect),
+        },
+        max_bytes: config.cache_size_mb.saturating_mul(1024 * 1024),
+        redis_url: config.cache_url.as_ref().map(|url| url.expose().to_owned()),
+    };
+    client_config.enrich_batch_window = Duration::from_millis(config.enrich_batch_window_ms);
+    client_config.learn_rate_limits = config.rate_limits == RateLimitMode::Learn;
+    Client::new(client_config).context("DomainTools client")
+}
+
+/// Where the `stix` command and the connector send DomainTools calls: the configured API, or
+/// in demo mode the built-in fake (kept running as long as this lives).
+#[derive(Debug)]
+struct Upstream {
+    client: Client,
+    credentials: Option<Credentials>,
+    _demo_api: Option<fake_api::RunningFake>,
+}
+
+async fn upstream(
+    config: &Config,
+    username: Option<String>,
+    api_key: Option<String>,
+) -> anyhow::Result<Upstream> {
+    if config.demo {
+        let running = fake_api::FakeApi::new()
+            .spawn()
+            .await
+            .context("starting the built-in demo DomainTools API")?;
+        tracing::warn!(
+            demo_api = %running.base_url(),
+            "DEMO MODE: DomainTools answers come from bundled sample data (google.com, \
+             amazon.com, …) through the built-in fake DomainTools API"
+        );
+        return Ok(Upstream {
+            client: build_client(config, running.base_url(), true, "OpenCTI")?,
+            credentials: Some(Credentials::new(
+                fake_api::DEMO_USERNAME,
+                fake_api::DEMO_API_KEY,
+            )),
+            _demo_api: Some(running),
+        });
+    }
+    let credentials = match (username, api_key) {
+        (Some(username), Some(api_key)) => Some(Credentials::new(username, api_key)),
+        _ => None,
+    };
+    Ok(Upstream {
+        client: build_client(config, config.api_url.clone(), false, "OpenCTI")?,
+        credentials,
+        _demo_api: None,
+    })
+}
+
+/// `misp-domaintools stix <value>`: prints the enrichment of a domain name or an IPv4 address
+/// as a STIX 2.1 bundle on stdout, and a one-line summary on stderr.
+pub async fn stix_command(config: &Config, value: &str) -> anyhow::Result<()> {
+    // stdout carries the bundle alone.
+    telemetry::init_stderr(&config.log_level, config.log_format);
+    let observable = stix::Observable::parse(value).map_err(anyhow::Error::msg)?;
+    let upstream = upstream(
+        config,
+        config.username.clone(),
+        config.api_key.as_ref().map(|k| k.expose().to_owned()),
+    )
+    .await?;
+    let credentials = upstream.credentials.as_ref().context(
+        "DomainTools credentials are needed: --username/DOMAINTOOLS_USERNAME and \
+         --api-key/DOMAINTOOLS_API_KEY (or --demo)",
+    )?;
+    let settings = stix::EnrichSettings {
+        marking: config.marking.unwrap_or(stix::Tlp::Amber),
+        ip_domain_limit: config.ip_domain_limit.map_or(100, |limit| limit as usize),
+        confidence: None,
+    };
+    let caller = Caller::new(credentials, "DomainTools-STIX");
+    let enrichment = stix::enrich(
+        &upstream.client,
+        caller,
+        &observable,
+        &settings,
+        None,
+        chrono::Utc::now(),
+    )
+    .await?;
+    for skipped in &enrichment.mapping.skipped {
+        tracing::info!(
+            what = skipped.what,
+            value = %skipped.value,
+            record = %skipped.record,
+            "skipped an invalid value"
+        );
+    }
+    let text = serde_json::to_string_pretty(&enrichment.bundle)?;
+    println!("{text}");
+    eprintln!("{}", enrichment.summary);
+    Ok(())
+}
+
+/// `misp-domaintools opencti`: the OpenCTI connector, until Ctrl-C or SIGTERM.
+pub async fn opencti_command(
+    config: &Config,
+    args: &OpenctiArgs,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let settings = opencti::ConnectorSettings::resolve(config, args).map_err(anyhow::Error::msg)?;
+    let level = settings
+        .log_level
+        .clone()
+        .unwrap_or_else(|| config.log_level.clone());
+    telemetry::init(&level, config.log_format);
+    let upstream = upstream(
+        config,
+        settings.username.clone(),
+        settings.api_key.as_ref().map(|k| k.expose().to_owned()),
+    )
+    .await?;
+    let credentials = upstream.credentials.clone().context(
+        "DomainTools credentials are needed: DOMAINTOOLS_API_USERNAME and DOMAINTOOLS_API_KEY \
+         (config.yml: domaintools.api_username, domaintools.api_key), or --demo",
+    )?;
+    opencti::run(settings, upstream.client.clone(), credentials, shutdown).await
 }

@@ -100,8 +100,16 @@ async fn no_key_or_signature_in_logs_replies_or_metrics_at_debug_level() {
         .with_user(MISP_USER, MISP_KEY);
     let running = fake.spawn().await.unwrap();
     let api_url = running.base_url();
+    // No response cache: every faulted request must reach the fake and fail.
     let server = ChildServer::start(
-        &["--api-url", &api_url, "--upstream-timeout", "1"],
+        &[
+            "--api-url",
+            &api_url,
+            "--upstream-timeout",
+            "1",
+            "--cache-size-mb",
+            "0",
+        ],
         &[
             ("DOMAINTOOLS_USERNAME", ENV_USER),
             ("DOMAINTOOLS_API_KEY", ENV_KEY),

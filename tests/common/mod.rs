@@ -4,4 +4,6 @@
 
 pub mod child;
 pub mod golden;
+pub mod opencti;
 pub mod server;
+pub mod stix_check;

@@ -1,0 +1,377 @@
+//! One enrichment: the DomainTools lookup for an observable (Iris Investigate by `domain`, or
+//! by `ip` with paging up to a limit), the mapping, the bundle, and a one-line summary that the
+//! `stix` command prints and the connector reports as the work's message.
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+use super::ids;
+use super::mapping::{self, map_records, MapOptions, Mapping, Observable, ObservableKind};
+use super::Tlp;
+use crate::domaintools::{self, Caller, Client, IrisResponse};
+
+/// Iris Investigate's largest page.
+const MAX_PAGE_SIZE: usize = 500;
+
+/// Settings of the enrichment itself (the same for the `stix` command and the connector).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EnrichSettings {
+    /// TLP marking of every created object.
+    pub marking: Tlp,
+    /// Most domains mapped for one IPv4 address (at least 1).
+    pub ip_domain_limit: usize,
+    /// `confidence` on relationships, when set.
+    pub confidence: Option<u8>,
+}
+
+impl Default for EnrichSettings {
+    fn default() -> Self {
+        Self {
+            marking: Tlp::Amber,
+            ip_domain_limit: 100,
+            confidence: None,
+        }
+    }
+}
+
+/// A finished enrichment.
+#[derive(Debug, Clone)]
+pub struct Enrichment {
+    /// The STIX 2.1 bundle.
+    pub bundle: Value,
+    /// What the mapping made of the records.
+    pub mapping: Mapping,
+    /// Whether DomainTools had anything for the observable.
+    pub found: bool,
+    /// Domains Iris matched for an IPv4 address (may exceed those mapped).
+    pub total: Option<u64>,
+    /// What happened, in one line, for a person.
+    pub summary: String,
+}
+
+/// Why an enrichment produced nothing.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EnrichError {
+    /// The DomainTools call failed (its message never holds a key or a signature).
+    #[error(transparent)]
+    DomainTools(#[from] domaintools::Error),
+    /// Iris answers no results at all when a query matches too many domains.
+    #[error(
+        "DomainTools Iris Investigate matched too many domains for {value} and returned none \
+         ({message})"
+    )]
+    LimitExceeded {
+        /// The observable's value.
+        value: String,
+        /// DomainTools' message.
+        message: String,
+    },
+    /// An error DomainTools reported inside a successful answer.
+    #[error("DomainTools Iris Investigate reported an error for {value}: {message}")]
+    Reported {
+        /// The observable's value.
+        value: String,
+        /// DomainTools' message.
+        message: String,
+    },
+}
+
+/// Looks `observable` up in Iris Investigate and maps the records to a bundle.
+/// `observable_tlp` raises the relationships' marking (see [`MapOptions`]).
+pub async fn enrich(
+    client: &Client,
+    caller: Caller<'_>,
+    observable: &Observable,
+    settings: &EnrichSettings,
+    observable_tlp: Option<Tlp>,
+    now: DateTime<Utc>,
+) -> Result<Enrichment, EnrichError> {
+    let found = match observable.kind {
+        ObservableKind::DomainName => {
+            let response = client
+                .iris_investigate(caller, &[("domain", observable.value.as_str())])
+                .await?;
+            check(&response, &observable.value)?;
+            Found {
+                total: None,
+                records: response.results,
+                failed_page: None,
+            }
+        }
+        ObservableKind::Ipv4Addr => {
+            let params = [("ip", observable.value.as_str())];
+            investigate_all(
+                client,
+                caller,
+                &params,
+                settings.ip_domain_limit,
+                &observable.value,
+            )
+            .await?
+        }
+    };
+    let options = MapOptions {
+        marking: settings.marking,
+        relationship_marking: observable_tlp
+            .map_or(settings.marking, |tlp| tlp.max(settings.marking)),
+        confidence: settings.confidence,
+        now,
+    };
+    let mapping = map_records(observable, &found.records, &options);
+    let summary = summarize(observable, &found, &mapping, settings.ip_domain_limit);
+    Ok(Enrichment {
+        bundle: mapping::bundle(mapping.objects.clone(), &ids::uuid4()),
+        found: mapping.records > 0,
+        total: found.total,
+        mapping,
+        summary,
+    })
+}
+
+/// The records of a lookup.
+#[derive(Debug, Default)]
+pub(crate) struct Found {
+    /// Results matched in all, when Iris says.
+    pub(crate) total: Option<u64>,
+    /// Records read, at most the limit.
+    pub(crate) records: Vec<Value>,
+    /// A later page that failed: what was read before it is kept.
+    pub(crate) failed_page: Option<(usize, String)>,
+}
+
+/// Refuses answers that carry no usable results.
+fn check(response: &IrisResponse, value: &str) -> Result<(), EnrichError> {
+    if response.limit_exceeded {
+        return Err(EnrichError::LimitExceeded {
+            value: value.to_owned(),
+            message: message_of(response),
+        });
+    }
+    if let Some(error) = &response.error {
+        if response.results.is_empty() {
+            return Err(EnrichError::Reported {
+                value: value.to_owned(),
+                message: error
+                    .message
+                    .clone()
+                    .unwrap_or_else(|| format!("code {}", error.code.unwrap_or_default())),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn message_of(response: &IrisResponse) -> String {
+    response
+        .error
+        .as_ref()
+        .and_then(|error| error.message.clone())
+        .or_else(|| response.message.clone())
+        .unwrap_or_else(|| "no message".to_owned())
+}
+
+/// Iris Investigate with `params`, following `position` until `limit` records are read or no
+/// page is left. A failing first page is an error; a failing later page keeps what came before.
+pub(crate) async fn investigate_all(
+    client: &Client,
+    caller: Caller<'_>,
+    params: &[(&str, &str)],
+    limit: usize,
+    value: &str,
+) -> Result<Found, EnrichError> {
+    let limit = limit.max(1);
+    let page_size = limit.min(MAX_PAGE_SIZE).to_string();
+    // Enough pages for `limit` records, plus one: a server that keeps saying "more" without
+    // sending any cannot keep this loop going.
+    let max_pages = limit.div_ceil(MAX_PAGE_SIZE.min(limit)) + 1;
+    let mut found = Found::default();
+    let mut position: Option<String> = None;
+    for page in 1..=max_pages {
+        let mut all: Vec<(&str, &str)> = params.to_vec();
+        all.push(("page_size", &page_size));
+        if let Some(position) = &position {
+            all.push(("position", position));
+        }
+        let response = match client.iris_investigate(caller, &all).await {
+            Ok(response) => response,
+            Err(error) if page > 1 => {
+                found.failed_page = Some((page, error.to_string()));
+                break;
+            }
+            Err(error) => return Err(error.into()),
+        };
+        check(&response, value)?;
+        if found.total.is_none() {
+            found.total = response.total_count;
+        }
+        let before = found.records.len();
+        found.records.extend(response.results);
+        if found.records.len() >= limit {
+            found.records.truncate(limit);
+            break;
+        }
+        let next = response.position.filter(|next| !next.is_empty());
+        if !response.has_more_results || next.is_none() || found.records.len() == before {
+            break;
+        }
+        position = next;
+    }
+    if found.total.is_none() {
+        found.total = Some(found.records.len() as u64);
+    }
+    Ok(found)
+}
+
+fn plural(n: usize, one: &str, many: &str) -> String {
+    if n == 1 {
+        format!("{n} {one}")
+    } else {
+        format!("{n} {many}")
+    }
+}
+
+fn summarize(observable: &Observable, found: &Found, mapping: &Mapping, limit: usize) -> String {
+    let mut summary = if mapping.records == 0 {
+        match observable.kind {
+            ObservableKind::DomainName => format!("{} not found on DomainTools.", observable.value),
+            ObservableKind::Ipv4Addr => {
+                format!("DomainTools knows no domain on {}.", observable.value)
+            }
+        }
+    } else {
+        let objects = plural(mapping.objects.len(), "STIX object", "STIX objects");
+        match observable.kind {
+            ObservableKind::DomainName => {
+                let score = mapping
+                    .score
+                    .map_or_else(|| "no risk score".to_owned(), |s| format!("risk score {s}"));
+                format!(
+                    "Observable found on DomainTools: {} ({score}) gave {objects}.",
+                    observable.value
+                )
+            }
+            ObservableKind::Ipv4Addr => {
+                let read = found.records.len();
+                let total = found.total.unwrap_or(read as u64);
+                let domains = plural(mapping.records, "domain", "domains");
+                if total > read as u64 {
+                    format!(
+                        "Observable found on DomainTools: {total} domains use {}; the first \
+                         {read} were read (limit {limit}), {domains} mapped to {objects}.",
+                        observable.value
+                    )
+                } else {
+                    format!(
+                        "Observable found on DomainTools: {domains} on {} mapped to {objects}.",
+                        observable.value
+                    )
+                }
+            }
+        }
+    };
+    if !mapping.skipped.is_empty() {
+        summary.push_str(&format!(
+            " {} skipped as invalid.",
+            plural(mapping.skipped.len(), "value", "values")
+        ));
+    }
+    if let Some((page, error)) = &found.failed_page {
+        summary.push_str(&format!(
+            " Page {page} of the results failed and was left out: {error}"
+        ));
+    }
+    summary
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domaintools::{ClientConfig, Credentials, Proxy};
+    use crate::fake_api::{FakeApi, Fault};
+
+    fn client(base_url: String) -> Client {
+        let mut config = ClientConfig::new("OpenCTI", "test");
+        config.base_url = base_url;
+        config.proxy = Proxy::None;
+        // These tests replay the same search with different faults: no cached pages.
+        config.cache.max_bytes = 0;
+        Client::new(config).unwrap()
+    }
+
+    #[tokio::test]
+    async fn paging_stops_at_the_limit_and_reports_the_total() {
+        let fake = FakeApi::new().with_user("u", "k");
+        let running = fake.spawn().await.unwrap();
+        let client = client(running.base_url());
+        let credentials = Credentials::new("u", "k");
+        let caller = Caller::new(&credentials, "test");
+
+        let found = investigate_all(&client, caller, &[("search_hash", "many-1234")], 1100, "x")
+            .await
+            .unwrap();
+        assert_eq!(found.records.len(), 1100);
+        assert_eq!(found.total, Some(1234));
+        let pages = fake.calls_to("/v1/iris-investigate/");
+        assert_eq!(pages, 3, "500 + 500 + 500 read, 1100 kept");
+
+        fake.clear_requests();
+        let found = investigate_all(&client, caller, &[("search_hash", "many-7")], 100, "x")
+            .await
+            .unwrap();
+        assert_eq!((found.records.len(), found.total), (7, Some(7)));
+        let sizes: Vec<String> = fake
+            .requests()
+            .iter()
+            .flat_map(|r| {
+                r.params
+                    .iter()
+                    .filter(|(k, _)| k == "page_size")
+                    .map(|(_, v)| v.clone())
+            })
+            .collect();
+        assert_eq!(sizes, ["100"]);
+    }
+
+    #[tokio::test]
+    async fn a_failing_later_page_keeps_the_first() {
+        let fake = FakeApi::new().with_user("u", "k");
+        let running = fake.spawn().await.unwrap();
+        let client = client(running.base_url());
+        let credentials = Credentials::new("u", "k");
+        let caller = Caller::new(&credentials, "test");
+        // The first page passes (a zero-latency fault slot consumed), the second fails.
+        fake.inject(
+            "/v1/iris-investigate/",
+            Fault::Slow(std::time::Duration::ZERO),
+            Some(1),
+        );
+        // A 500 is not retried (a 503 would be, and succeed).
+        let failure = Fault::NonJson {
+            status: 500,
+            body: "oops".into(),
+        };
+        fake.inject("/v1/iris-investigate/", failure.clone(), Some(1));
+        let found = investigate_all(&client, caller, &[("search_hash", "many-600")], 1000, "x")
+            .await
+            .unwrap();
+        assert_eq!(found.records.len(), 500);
+        let (page, error) = found.failed_page.clone().unwrap();
+        assert_eq!(page, 2);
+        assert!(error.contains("500"), "{error}");
+
+        fake.inject("/v1/iris-investigate/", failure, Some(1));
+        let error = investigate_all(&client, caller, &[("search_hash", "many-600")], 1000, "x")
+            .await
+            .unwrap_err();
+        assert!(matches!(error, EnrichError::DomainTools(_)));
+
+        let error = investigate_all(&client, caller, &[("ip", "8.8.8.8")], 100, "8.8.8.8")
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(error, EnrichError::LimitExceeded { .. }),
+            "{error}"
+        );
+        assert!(error.to_string().contains("8.8.8.8"));
+    }
+}

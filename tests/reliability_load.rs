@@ -237,8 +237,10 @@ async fn two_thousand_concurrent_hovers_all_correct_with_bounded_memory() {
         "at most {} queries overlapped",
         first.peak_in_flight
     );
+    // Generous: on a quiet machine a wave takes about 15 s (the unoptimised fake and client
+    // in this process do most of the work); the bound is for a hang, not for speed.
     assert!(
-        first.elapsed < Duration::from_secs(30),
+        first.elapsed < Duration::from_secs(45),
         "{:?}",
         first.elapsed
     );

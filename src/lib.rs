@@ -50,16 +50,10 @@ pub async fn run(
     domain::warm_up();
     // In demo mode the fake DomainTools API runs in this process, on a loopback port, for as
     // long as the server does.
+    // In demo mode the fake DomainTools API runs in this process, on a loopback port, for as
+    // long as the server does.
     let (state, _demo_api) = if config.demo {
-        let running = fake_api::FakeApi::new()
-            .spawn()
-            .await
-            .context("starting the built-in demo DomainTools API")?;
-        tracing::warn!(
-            demo_api = %running.base_url(),
-            "DEMO MODE: answers come from bundled sample data (google.com, amazon.com, …) through the \
-             built-in fake DomainTools API, not from DomainTools; credentials sent by MISP are ignored"
-        );
+        let running = start_demo_api("credentials sent by MISP are ignored").await?;
         let demo = DefaultCredentials {
             username: Some(fake_api::DEMO_USERNAME.to_owned()),
             api_key: Some(fake_api::DEMO_API_KEY.to_owned()),
@@ -182,21 +176,27 @@ struct Upstream {
     _demo_api: Option<fake_api::RunningFake>,
 }
 
+/// Starts the built-in fake DomainTools API for demo mode, and says so loudly.
+async fn start_demo_api(credentials_note: &str) -> anyhow::Result<fake_api::RunningFake> {
+    let running = fake_api::FakeApi::new()
+        .spawn()
+        .await
+        .context("starting the built-in demo DomainTools API")?;
+    tracing::warn!(
+        demo_api = %running.base_url(),
+        "DEMO MODE: answers come from bundled sample data (google.com, amazon.com, …) through the \
+         built-in fake DomainTools API, not from DomainTools; {credentials_note}"
+    );
+    Ok(running)
+}
+
 async fn upstream(
     config: &Config,
     username: Option<String>,
     api_key: Option<String>,
 ) -> anyhow::Result<Upstream> {
     if config.demo {
-        let running = fake_api::FakeApi::new()
-            .spawn()
-            .await
-            .context("starting the built-in demo DomainTools API")?;
-        tracing::warn!(
-            demo_api = %running.base_url(),
-            "DEMO MODE: DomainTools answers come from bundled sample data (google.com, \
-             amazon.com, …) through the built-in fake DomainTools API"
-        );
+        let running = start_demo_api("the demo account is used").await?;
         return Ok(Upstream {
             client: build_client(config, running.base_url(), true, "OpenCTI")?,
             credentials: Some(Credentials::new(

@@ -73,17 +73,7 @@ impl Error {
         if err.is_timeout() && !connect {
             return Error::Timeout(timeout);
         }
-        let err = err.without_url();
-        let mut text = err.to_string();
-        let mut source = std::error::Error::source(&err);
-        while let Some(cause) = source {
-            let cause_text = cause.to_string();
-            if !text.contains(&cause_text) {
-                text.push_str(": ");
-                text.push_str(&cause_text);
-            }
-            source = cause.source();
-        }
+        let text = reqwest_chain(err);
         if connect {
             Error::Connect(text)
         } else {
@@ -100,6 +90,23 @@ fn seconds(d: Duration) -> String {
     } else {
         format!("{s:.1} s")
     }
+}
+
+/// reqwest's error and its causes as one line, without the URL (which holds the signature of
+/// GET requests, or a token in other clients' URLs).
+pub fn reqwest_chain(err: reqwest::Error) -> String {
+    let err = err.without_url();
+    let mut text = err.to_string();
+    let mut source = std::error::Error::source(&err);
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
 }
 
 /// Shortcut for results of this client.

@@ -167,12 +167,12 @@ impl Platform {
         let response = request
             .send()
             .await
-            .map_err(|e| PlatformError::Transport(error_chain(e)))?;
+            .map_err(|e| PlatformError::Transport(crate::domaintools::error::reqwest_chain(e)))?;
         let status = response.status();
         let bytes = response
             .bytes()
             .await
-            .map_err(|e| PlatformError::Transport(error_chain(e)))?;
+            .map_err(|e| PlatformError::Transport(crate::domaintools::error::reqwest_chain(e)))?;
         if !status.is_success() {
             return Err(PlatformError::Status {
                 status: status.as_u16(),
@@ -292,22 +292,6 @@ impl Platform {
         .await
         .map(drop)
     }
-}
-
-/// reqwest's error and its causes, without the URL.
-fn error_chain(error: reqwest::Error) -> String {
-    let error = error.without_url();
-    let mut text = error.to_string();
-    let mut source = std::error::Error::source(&error);
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
 }
 
 fn shorten(text: &str) -> String {

@@ -5,7 +5,8 @@
 
 mod common;
 
-use std::net::TcpListener;
+use common::child::{binary, free_port, ChildServer};
+
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -20,83 +21,13 @@ impl Drop for Server {
     }
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn binary() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_misp-domaintools"));
-    for var in [
-        "DOMAINTOOLS_USERNAME",
-        "DOMAINTOOLS_API_KEY",
-        "DOMAINTOOLS_API_URL",
-        "MISP_DOMAINTOOLS_LISTEN",
-        "MISP_DOMAINTOOLS_PORT",
-        "MISP_DOMAINTOOLS_DEMO",
-        "MISP_DOMAINTOOLS_CONFIG",
-        "DOMAINTOOLS_API_USERNAME",
-        "DOMAINTOOLS_MAX_TLP",
-        "DOMAINTOOLS_MARKING",
-        "DOMAINTOOLS_IP_DOMAIN_LIMIT",
-        "OPENCTI_URL",
-        "OPENCTI_TOKEN",
-        "CONNECTOR_ID",
-        "CONNECTOR_NAME",
-        "CONNECTOR_SCOPE",
-        "CONNECTOR_TYPE",
-        "CONNECTOR_AUTO",
-        "CONNECTOR_LOG_LEVEL",
-        "CONNECTOR_CONFIDENCE_LEVEL",
-        "CONNECTOR_LISTEN_PROTOCOL_API_URI",
-        "CONNECTOR_LISTEN_PROTOCOL_API_PATH",
-        "CONNECTOR_LISTEN_PROTOCOL_API_PORT",
-        "RUST_LOG",
-    ] {
-        command.env_remove(var);
-    }
-    command
-}
-
-async fn wait_healthy(client: &reqwest::Client, url: &str) {
-    let started = Instant::now();
-    while started.elapsed() < Duration::from_secs(10) {
-        if let Ok(response) = client.get(format!("{url}/healthcheck")).send().await {
-            if response.status().is_success() {
-                return;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("the server did not become healthy");
-}
-
 #[tokio::test]
 async fn demo_mode_serves_iris_results_and_stops_on_sigterm() {
-    let port = free_port();
-    let child = binary()
-        .args([
-            "--demo",
-            "--port",
-            &port.to_string(),
-            "--log-format",
-            "json",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut server = Server(child);
-    let url = format!("http://127.0.0.1:{port}");
+    let mut server = ChildServer::start(&["--demo", "--log-format", "json"], &[]).await;
     let client = reqwest::Client::builder().no_proxy().build().unwrap();
-    wait_healthy(&client, &url).await;
-
     let reply: Value = serde_json::from_slice(
         &client
-            .post(format!("{url}/query"))
+            .post(format!("{}/query", server.url))
             .body(
                 json!({"module": "DomainTools-Iris-Investigate", "domain": "google.com",
                          "config": {"username": null, "api_key": null, "results_limit": null}})
@@ -120,28 +51,16 @@ async fn demo_mode_serves_iris_results_and_stops_on_sigterm() {
         .starts_with("[DEMO DATA"));
 
     let status = binary()
-        .args(["healthcheck", "--port", &port.to_string()])
+        .args(["healthcheck", "--port", &server.port.to_string()])
         .status()
         .unwrap();
     assert!(status.success(), "healthcheck command");
 
-    let killed = Command::new("kill")
-        .args(["-TERM", &server.0.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-    let started = Instant::now();
-    loop {
-        if let Some(status) = server.0.try_wait().unwrap() {
-            assert!(status.success(), "exit status after SIGTERM: {status}");
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "no exit after SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    server.terminate();
+    let status = server
+        .wait_exit(Duration::from_secs(10))
+        .expect("no exit after SIGTERM");
+    assert!(status.success(), "exit status after SIGTERM: {status}");
 }
 
 #[test]

@@ -4,12 +4,16 @@
 //! Needs `redis-server` (Debian package `redis-server`, installed by `.ci/run`). Without it the
 //! test fails in CI and is skipped, with a notice, elsewhere.
 
-use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use misp_domaintools::fake_api::FakeApi;
 use serde_json::{json, Value};
+
+mod common;
+
+use common::child::{free_port, ChildServer};
+use common::server::sum_metric;
 
 const USER: &str = "replica-test";
 const KEY: &str = "SECRET-replica-key-42";
@@ -21,14 +25,6 @@ impl Drop for Process {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn redis_installed() -> bool {
@@ -69,27 +65,22 @@ fn start_redis(port: u16) -> Process {
     Process(child)
 }
 
-fn start_replica(port: u16, api_url: &str, redis_port: u16) -> Process {
-    let child = Command::new(env!("CARGO_BIN_EXE_misp-domaintools"))
-        .args([
-            "--port",
-            &port.to_string(),
+/// A replica: the real binary, with the server's own credentials, in front of the fake API
+/// and sharing `redis_port`'s Redis.
+async fn start_replica(api_url: &str, redis_port: u16) -> ChildServer {
+    let redis_url = format!("redis://127.0.0.1:{redis_port}/0");
+    ChildServer::start(
+        &[
             "--api-url",
             api_url,
             "--cache-url",
-            &format!("redis://127.0.0.1:{redis_port}/0"),
+            &redis_url,
             "--log-format",
             "json",
-        ])
-        .env("DOMAINTOOLS_USERNAME", USER)
-        .env("DOMAINTOOLS_API_KEY", KEY)
-        .env_remove("MISP_DOMAINTOOLS_LISTEN")
-        .env_remove("MISP_DOMAINTOOLS_PORT")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    Process(child)
+        ],
+        &[("DOMAINTOOLS_USERNAME", USER), ("DOMAINTOOLS_API_KEY", KEY)],
+    )
+    .await
 }
 
 async fn query(http: &reqwest::Client, port: u16, domain: &str) -> Value {
@@ -114,10 +105,7 @@ async fn metric(http: &reqwest::Client, port: u16, prefix: &str) -> f64 {
         .await
         .unwrap();
     assert!(!text.contains(KEY));
-    text.lines()
-        .filter(|l| l.starts_with(prefix))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
+    sum_metric(&text, prefix)
 }
 
 #[tokio::test]
@@ -144,15 +132,10 @@ async fn replicas_share_one_redis_and_survive_its_loss() {
         .timeout(Duration::from_secs(10))
         .build()
         .unwrap();
-    let (port_a, port_b) = (free_port(), free_port());
-    let _a = start_replica(port_a, &running.base_url(), redis_port);
-    let _b = start_replica(port_b, &running.base_url(), redis_port);
-    for port in [port_a, port_b] {
-        wait_for("a replica", || {
-            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-        })
-        .await;
-    }
+    // Both are healthy once started.
+    let a = start_replica(&running.base_url(), redis_port).await;
+    let b = start_replica(&running.base_url(), redis_port).await;
+    let (port_a, port_b) = (a.port, b.port);
 
     let first = query(&http, port_a, "google.com").await;
     assert_eq!(first["results"].as_array().unwrap().len(), 61, "{first}");

@@ -39,7 +39,13 @@ pub fn free_port() -> u16 {
 pub fn binary() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_misp-domaintools"));
     for (var, _) in std::env::vars() {
-        if var.starts_with("DOMAINTOOLS_") || var.starts_with("MISP_DOMAINTOOLS_") {
+        let ours = [
+            "DOMAINTOOLS_",
+            "MISP_DOMAINTOOLS_",
+            "OPENCTI_",
+            "CONNECTOR_",
+        ];
+        if ours.iter().any(|prefix| var.starts_with(prefix)) {
             command.env_remove(var);
         }
     }

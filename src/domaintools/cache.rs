@@ -210,6 +210,14 @@ impl ResponseCache {
         })
     }
 
+    fn count(&self, layer: &'static str, result: &'static str) {
+        self.metrics.inc(
+            LOOKUPS,
+            LOOKUPS_HELP,
+            &[("layer", layer), ("result", result)],
+        );
+    }
+
     /// How long a family's answers are kept.
     pub fn ttl(&self, family: Family) -> Duration {
         self.ttls.of(family)
@@ -219,27 +227,15 @@ impl ResponseCache {
     pub async fn get(&self, key: &str) -> Option<Bytes> {
         if let Some(memory) = &self.memory {
             if let Some(stored) = memory.get(key).await {
-                self.metrics.inc(
-                    LOOKUPS,
-                    LOOKUPS_HELP,
-                    &[("layer", "memory"), ("result", "hit")],
-                );
+                self.count("memory", "hit");
                 return Some(stored.body);
             }
-            self.metrics.inc(
-                LOOKUPS,
-                LOOKUPS_HELP,
-                &[("layer", "memory"), ("result", "miss")],
-            );
+            self.count("memory", "miss");
         }
         let redis = self.redis.as_ref()?;
         match redis.get(key).await {
             Some((body, ttl)) => {
-                self.metrics.inc(
-                    LOOKUPS,
-                    LOOKUPS_HELP,
-                    &[("layer", "redis"), ("result", "hit")],
-                );
+                self.count("redis", "hit");
                 if let Some(memory) = &self.memory {
                     memory
                         .insert(
@@ -254,11 +250,7 @@ impl ResponseCache {
                 Some(body)
             }
             None => {
-                self.metrics.inc(
-                    LOOKUPS,
-                    LOOKUPS_HELP,
-                    &[("layer", "redis"), ("result", "miss")],
-                );
+                self.count("redis", "miss");
                 None
             }
         }

@@ -5,11 +5,11 @@
 FROM rust:1-bookworm AS build
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
+COPY crates crates
 COPY src src
 COPY modules modules
-COPY fixtures fixtures
 COPY data data
-RUN cargo build --release --locked && strip target/release/misp-domaintools
+RUN cargo build --release --locked -p misp-domaintools && strip target/release/misp-domaintools
 
 FROM debian:bookworm-slim
 RUN apt-get update \

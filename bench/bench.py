@@ -124,7 +124,7 @@ def cpu_seconds(pid):
 
 
 class Fake:
-    """The fake DomainTools API process (examples/fake_api.rs)."""
+    """The fake DomainTools API process (crates/domaintools-fake/examples/fake_api.rs)."""
 
     def __init__(self, binary):
         self.proc = subprocess.Popen(

@@ -12,7 +12,8 @@ cd "$(dirname "$0")/.."
 venv="${DTBENCH_VENV:-/tmp/dtbench-venv}"
 
 echo "== build (release)"
-cargo build --release --locked --bin misp-domaintools --example fake_api
+cargo build --release --locked -p misp-domaintools --bin misp-domaintools
+cargo build --release --locked -p domaintools-fake --example fake_api
 
 if [ ! -x "$venv/bin/misp-modules" ]; then
   echo "== Python reference into $venv"

@@ -1,44 +1,21 @@
 //! The server's settings: one clap struct, every flag also readable from the environment.
 //! Nothing else in the program reads environment variables.
 
-use std::fmt;
 use std::path::PathBuf;
-use std::str::FromStr;
 
 use clap::builder::BoolishValueParser;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::domaintools::DEFAULT_BASE_URL;
 use crate::stix::Tlp;
+use domaintools::DEFAULT_BASE_URL;
 
-/// A secret setting: usable, never printed.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
+/// A secret setting (API keys, tokens, URLs that may carry a password): usable, never
+/// printed. The one secret type of the project, `secrecy`'s.
+pub use domaintools::SecretString as Secret;
 
-impl Secret {
-    /// The secret itself, for the one place that needs it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
-
-impl From<String> for Secret {
-    fn from(secret: String) -> Self {
-        Secret(secret)
-    }
-}
-
-impl FromStr for Secret {
-    type Err = std::convert::Infallible;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Ok(Secret(s.to_owned()))
-    }
+/// clap's parser for [`Secret`] settings.
+fn secret(value: &str) -> Result<Secret, std::convert::Infallible> {
+    Ok(Secret::from(value))
 }
 
 /// How the client learns DomainTools' rate limits.
@@ -100,7 +77,7 @@ pub struct Config {
     pub username: Option<String>,
 
     /// DomainTools API key used when a request's config has none. A key set in MISP wins.
-    #[arg(
+    #[arg(value_parser = secret,
         long,
         env = "DOMAINTOOLS_API_KEY",
         hide_env_values = true,
@@ -118,8 +95,8 @@ pub struct Config {
     pub upstream_timeout: u64,
 
     /// Outbound proxy URL for DomainTools calls (default: HTTPS_PROXY/HTTP_PROXY/NO_PROXY).
-    #[arg(long, env = "MISP_DOMAINTOOLS_PROXY", global = true)]
-    pub proxy: Option<String>,
+    #[arg(value_parser = secret, long, env = "MISP_DOMAINTOOLS_PROXY", hide_env_values = true, global = true)]
+    pub proxy: Option<Secret>,
 
     /// Largest accepted /query body, in bytes.
     #[arg(long, env = "MISP_DOMAINTOOLS_BODY_LIMIT", default_value_t = 8 * 1024 * 1024)]
@@ -144,7 +121,7 @@ pub struct Config {
 
     /// `redis://host:port/db` of a cache shared by several replicas (optional). When Redis is
     /// unreachable the server keeps answering from DomainTools.
-    #[arg(long, env = "MISP_DOMAINTOOLS_CACHE_URL")]
+    #[arg(value_parser = secret, long, env = "MISP_DOMAINTOOLS_CACHE_URL", hide_env_values = true)]
     pub cache_url: Option<Secret>,
 
     /// Milliseconds single-domain Iris Enrich lookups wait to be sent together in one call of
@@ -195,6 +172,7 @@ pub struct Config {
     /// Serve bundled sample data through the built-in fake DomainTools API: no credentials and
     /// no network needed. Every MISP result says it is demo data; `stix` and `opencti` send
     /// their DomainTools calls to the same fake.
+    #[cfg(feature = "demo")]
     #[arg(long, env = "MISP_DOMAINTOOLS_DEMO", global = true)]
     pub demo: bool,
 
@@ -211,14 +189,14 @@ pub struct Config {
 }
 
 /// Commands besides serving.
-#[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
+#[derive(Debug, Clone, Subcommand)]
 pub enum Command {
     /// Asks a running server (at --listen/--port) for /healthcheck; exits 0 when healthy.
     /// Used by the container HEALTHCHECK, where no curl is installed.
     Healthcheck,
     /// Prints the DomainTools enrichment of a domain name or an IPv4 address as a STIX 2.1
     /// bundle (stdout; a one-line summary goes to stderr). Uses --api-url, --username/
-    /// DOMAINTOOLS_USERNAME and --api-key/DOMAINTOOLS_API_KEY, or --demo.
+    /// DOMAINTOOLS_USERNAME and --api-key/DOMAINTOOLS_API_KEY (or demo mode).
     Stix {
         /// The domain name or IPv4 address to enrich.
         value: String,
@@ -233,7 +211,7 @@ pub enum Command {
 /// Settings of the OpenCTI connector mode, named as the Python connector's (and pycti's)
 /// environment variables. Each may also come from config.yml (`opencti.url`, `connector.id`,
 /// `domaintools.max_tlp`, …); defaults are applied after both.
-#[derive(Debug, Clone, PartialEq, Eq, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct OpenctiArgs {
     /// URL of the OpenCTI platform (config.yml: opencti.url).
     #[arg(long, env = "OPENCTI_URL")]
@@ -241,7 +219,7 @@ pub struct OpenctiArgs {
 
     /// API token of the connector's OpenCTI user (config.yml: opencti.token). The worker's
     /// callbacks must carry the same token.
-    #[arg(long, env = "OPENCTI_TOKEN", hide_env_values = true)]
+    #[arg(value_parser = secret, long, env = "OPENCTI_TOKEN", hide_env_values = true)]
     pub opencti_token: Option<Secret>,
 
     /// The connector's UUIDv4, unique per instance (config.yml: connector.id).
@@ -321,7 +299,14 @@ mod tests {
         assert_eq!(c.api_url, "https://api.domaintools.com");
         assert_eq!(c.upstream_timeout, 8);
         assert_eq!(c.body_limit, 8 * 1024 * 1024);
+        #[cfg(feature = "demo")]
         assert!(!c.demo);
+    }
+
+    #[test]
+    fn demo_flag_only_with_the_demo_feature() {
+        let help = Config::command().render_long_help().to_string();
+        assert_eq!(help.contains("--demo"), cfg!(feature = "demo"), "{help}");
     }
 
     #[test]
@@ -349,7 +334,6 @@ mod tests {
             "MISP_DOMAINTOOLS_BODY_LIMIT",
             "MISP_DOMAINTOOLS_LOG_FORMAT",
             "RUST_LOG",
-            "MISP_DOMAINTOOLS_DEMO",
             "MISP_DOMAINTOOLS_CACHE_SIZE_MB",
             "MISP_DOMAINTOOLS_CACHE_TTL_IRIS",
             "MISP_DOMAINTOOLS_CACHE_TTL_WHOIS",
@@ -363,6 +347,10 @@ mod tests {
         ] {
             assert!(help.contains(var), "{var} missing from --help");
         }
+        assert_eq!(
+            help.contains("MISP_DOMAINTOOLS_DEMO"),
+            cfg!(feature = "demo")
+        );
         Config::command().debug_assert();
     }
 }

@@ -2,18 +2,19 @@
 //! one of the other commands).
 
 use clap::Parser;
+use misp_domaintools::commands;
 use misp_domaintools::config::{Command, Config};
+use misp_domaintools::http::shutdown_signal;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let config = Config::parse();
     match config.command {
-        Some(Command::Healthcheck) => misp_domaintools::healthcheck(&config).await,
-        Some(Command::Stix { ref value }) => misp_domaintools::stix_command(&config, value).await,
+        Some(Command::Healthcheck) => commands::healthcheck::run(&config).await,
+        Some(Command::Stix { ref value }) => commands::stix::run(&config, value).await,
         Some(Command::Opencti(ref args)) => {
-            let shutdown = misp_domaintools::server::shutdown_signal();
-            misp_domaintools::opencti_command(&config, args, shutdown).await
+            commands::opencti::run(&config, args, shutdown_signal()).await
         }
-        None => misp_domaintools::run(config, misp_domaintools::server::shutdown_signal()).await,
+        None => commands::serve::run(config, shutdown_signal()).await,
     }
 }

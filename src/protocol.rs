@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use serde_json::{json, Map, Value};
 
-use crate::domaintools::Credentials;
 use crate::misp::Form;
 use crate::modules::{Input, Reply};
+use domaintools::Credentials;
 
 /// The reference's configuration error strings, kept verbatim (MISP admins search for them).
 pub const CONFIG_MISSING: &str = "Configuration is missing from the request.";
@@ -101,22 +101,12 @@ pub fn input(
 }
 
 /// Server-side default credentials (from the environment), each optional.
-#[derive(Clone, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct DefaultCredentials {
     /// Used when the request's `config.username` is null, blank or absent.
     pub username: Option<String>,
     /// Used when the request's `config.api_key` is null, blank or absent.
-    pub api_key: Option<String>,
-}
-
-/// Says whether a key is set, never what it is: `Options` and `AppState` print this.
-impl std::fmt::Debug for DefaultCredentials {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DefaultCredentials")
-            .field("username", &self.username)
-            .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
-            .finish()
-    }
+    pub api_key: Option<domaintools::SecretString>,
 }
 
 /// The credentials of a request: the request's `config` wins; null, blank or absent values are
@@ -141,7 +131,12 @@ pub fn credentials(
         .or_else(|| defaults.username.clone())
         .ok_or(USERNAME_MISSING)?;
     let api_key = from_request("api_key")
-        .or_else(|| defaults.api_key.clone())
+        .or_else(|| {
+            defaults
+                .api_key
+                .as_ref()
+                .map(|key| domaintools::ExposeSecret::expose_secret(key).to_owned())
+        })
         .ok_or(API_KEY_MISSING)?;
     Ok(Credentials::new(username.trim(), api_key.trim()))
 }

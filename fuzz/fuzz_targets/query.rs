@@ -3,7 +3,7 @@
 //! tests/fuzz_corpus.rs). Any panic, 5xx, non-JSON reply or leaked key is a finding.
 #![no_main]
 
-#[path = "../../tests/common/fuzz_entry.rs"]
+#[path = "../../tests/it/common/fuzz_entry.rs"]
 mod fuzz_entry;
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {

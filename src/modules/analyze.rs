@@ -1,7 +1,7 @@
-//! DomainTools-Analyze (legacy Enterprise, hover): whois data, a risk score and counts of
+//! DomainTools-Analyze (classic Enterprise, hover): whois data, a risk score and counts of
 //! connected domains for a domain, an e-mail or registrant value, or an IP address.
 
-use super::legacy::{self, Flavor};
+use super::classic::{self, Flavor};
 use super::{Context, Input, Module, ModuleError, Reply};
 
 /// The module's registry entry.
@@ -14,5 +14,5 @@ pub const MODULE: Module = Module {
 /// Domains: parsed whois, domain profile and risk; contact values: a reverse-whois quote
 /// (counts only); IPs: the co-located domain count.
 pub async fn run(ctx: Context, input: Input) -> Result<Reply, ModuleError> {
-    legacy::run(ctx, input, Flavor::Analyze).await
+    classic::run(ctx, input, Flavor::Analyze).await
 }

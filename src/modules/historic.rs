@@ -1,10 +1,10 @@
-//! DomainTools-Historic (legacy Enterprise, expansion): the IP addresses, name servers and
+//! DomainTools-Historic (classic Enterprise, expansion): the IP addresses, name servers and
 //! registrars a domain has had (hosting history) and the e-mail addresses of its past whois
 //! records (whois history).
 
 use serde_json::Value;
 
-use super::legacy::{self, Failures, Family};
+use super::classic::{self, Failures, Family};
 use super::{Context, Input, Module, ModuleError, Reply};
 use crate::misp::{Entry, Payload};
 use crate::pyfmt;
@@ -23,10 +23,10 @@ pub const SUPPORTED_INPUTS: &str =
 
 /// Hosting history, then whois history, of the value's registrable domain.
 pub async fn run(ctx: Context, input: Input) -> Result<Reply, ModuleError> {
-    if legacy::family(&input.attribute_type) != Family::DomainLike {
+    if classic::family(&input.attribute_type) != Family::DomainLike {
         return Err(ModuleError::Input(SUPPORTED_INPUTS.to_owned()));
     }
-    let domain = legacy::lookup_domain(&input)?;
+    let domain = classic::lookup_domain(&input)?;
     let caller = ctx.caller();
     let (hosting, whois) = tokio::join!(
         ctx.client.hosting_history(caller, &domain),
@@ -36,7 +36,7 @@ pub async fn run(ctx: Context, input: Input) -> Result<Reply, ModuleError> {
     let hosting = failures.take("Hosting History", hosting);
     let whois = failures.take("Whois History", whois);
     let payload = map(hosting.as_ref(), whois.as_ref());
-    legacy::finish(&ctx, &payload, &failures)
+    classic::finish(&ctx, &payload, &failures)
 }
 
 /// Maps both answers (each `None` when its lookup failed), hosting history first.

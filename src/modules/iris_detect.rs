@@ -5,11 +5,11 @@
 use serde_json::{json, Map, Value};
 
 use super::{Context, Input, Module, ModuleError, Reply, Settings, DEMO_NOTE};
-use crate::domaintools::classic::shown;
-use crate::domaintools::iris_detect::MAX_PAGE_SIZE;
-use crate::domaintools::{DetectList, DetectQuery, EscalationType};
 use crate::misp::EXTERNAL_ANALYSIS;
 use crate::pyfmt;
+use domaintools::classic::shown;
+use domaintools::iris_detect::MAX_PAGE_SIZE;
+use domaintools::{DetectList, DetectQuery, EscalationType};
 
 /// The module's registry entry.
 pub const MODULE: Module = Module {
@@ -357,7 +357,7 @@ struct Listing {
     /// Domains exist past what was read because of [`MAX_PAGES`].
     page_cap: bool,
     /// A page after the first failed.
-    failed: Option<crate::domaintools::Error>,
+    failed: Option<domaintools::Error>,
 }
 
 /// Reads pages from offset 0 until `settings.limit` domains, the end of the list, or
@@ -440,7 +440,7 @@ fn summary(settings: &DetectSettings, listing: &Listing) -> String {
 
 /// Escalates every imported domain as `blocked`, one request per [`ESCALATION_BATCH`] ids;
 /// returns how many DomainTools confirmed.
-async fn escalate(ctx: &Context, ids: &[String]) -> Result<usize, crate::domaintools::Error> {
+async fn escalate(ctx: &Context, ids: &[String]) -> Result<usize, domaintools::Error> {
     let mut confirmed = 0;
     for batch in ids.chunks(ESCALATION_BATCH) {
         let batch: Vec<&str> = batch.iter().map(String::as_str).collect();
@@ -807,7 +807,7 @@ mod tests {
     }
 
     fn fixture(name: &str) -> Value {
-        let path = format!("{}/fixtures/domaintools/{name}", env!("CARGO_MANIFEST_DIR"));
+        let path = format!("{}/{name}", domaintools_fake::FIXTURES_DIR);
         serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
     }
 

@@ -7,9 +7,9 @@ use serde_json::Value;
 
 use super::{Context, Input, ModuleError, Reply};
 use crate::domain::registrable_domain;
-use crate::domaintools::IrisResponse;
 use crate::misp::{Entry, Payload};
 use crate::pyfmt::{self, is_truthy, list, truthy};
+use domaintools::IrisResponse;
 
 /// Which Iris product answered: Investigate records carry guided-pivot counts and get the
 /// infrastructure entries; Enrich records have values only.
@@ -62,7 +62,7 @@ pub(crate) fn lookup_domain(value: &str) -> Result<String, ModuleError> {
     registrable_domain(value).ok_or_else(|| {
         ModuleError::Input(format!(
             "{} has no registrable domain to look up (IP addresses, bare suffixes and local names have none).",
-            crate::domaintools::classic::shown(value)
+            domaintools::classic::shown(value)
         ))
     })
 }

@@ -6,10 +6,10 @@ use serde_json::Value;
 
 use super::iris_hover::check_response;
 use super::{Context, ModuleError};
-use crate::domaintools;
 use crate::misp::{Entry, Payload};
 use crate::pyfmt;
 use crate::pyfmt::truthy;
+use domaintools;
 
 /// Most Iris pages one search reads. Iris serves 500 domains a page and refuses queries that
 /// match more than 5,000-10,000 domains, so 20 pages cover everything it will ever return;

@@ -2,6 +2,7 @@
 //! DomainTools answer to MISP entries, plus what they share (request context, settings, errors).
 
 pub mod analyze;
+pub mod classic;
 pub mod historic;
 pub mod iris_detect;
 pub mod iris_enrich;
@@ -10,16 +11,15 @@ pub mod iris_import;
 pub mod iris_investigate;
 pub mod iris_pivot;
 pub mod iris_search;
-pub mod legacy;
 pub mod pivot;
 
 use chrono::{DateTime, Utc};
 use futures_util::future::BoxFuture;
 use serde_json::{Map, Value};
 
-use crate::domaintools::classic::shown;
-use crate::domaintools::{self, Caller, Client, Credentials};
 use crate::misp::{self, Form, Payload};
+use domaintools::classic::shown;
+use domaintools::{Caller, Client, Credentials};
 
 /// What the comment of every demo-mode entry starts with.
 pub const DEMO_NOTE: &str = "[DEMO DATA, not live DomainTools results]";
@@ -111,31 +111,22 @@ pub enum ModuleError {
     Upstream(#[from] domaintools::Error),
 }
 
-/// The request's `config` object. MISP sends every setting as a string or `null`.
-#[derive(Clone, Default)]
+/// The request's `config` object, without the `api_key` (which becomes the request's
+/// [`Credentials`] and nothing else), so printing the settings can never show it. MISP sends
+/// every setting as a string or `null`.
+#[derive(Clone, Debug, Default)]
 pub struct Settings(Map<String, Value>);
-
-/// The config holds the module's `api_key`: `Debug` (and so `Context`'s) shows every setting
-/// but that one, whose value is replaced.
-impl std::fmt::Debug for Settings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let mut map = f.debug_map();
-        for (key, value) in &self.0 {
-            if key == "api_key" && !value.is_null() {
-                map.entry(key, &"<redacted>");
-            } else {
-                map.entry(key, value);
-            }
-        }
-        map.finish()
-    }
-}
 
 impl Settings {
     /// Settings from the request's `config` value (anything but an object counts as empty).
     pub fn from_value(value: Option<&Value>) -> Self {
         match value {
-            Some(Value::Object(map)) => Self(map.clone()),
+            Some(Value::Object(map)) => Self(
+                map.iter()
+                    .filter(|(key, _)| key.as_str() != "api_key")
+                    .map(|(key, value)| (key.clone(), value.clone()))
+                    .collect(),
+            ),
             _ => Self::default(),
         }
     }

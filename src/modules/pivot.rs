@@ -1,7 +1,7 @@
-//! DomainTools-Pivot (legacy Enterprise, expansion): the Analyze lookups, expanded into lists
+//! DomainTools-Pivot (classic Enterprise, expansion): the Analyze lookups, expanded into lists
 //! of connected infrastructure: the domains sharing a registrant value or an IP address.
 
-use super::legacy::{self, Flavor};
+use super::classic::{self, Flavor};
 use super::{Context, Input, Module, ModuleError, Reply};
 
 /// The module's registry entry.
@@ -14,5 +14,5 @@ pub const MODULE: Module = Module {
 /// Domains: parsed whois, domain profile and risk (as Analyze); contact values: the purchased
 /// reverse-whois domain list; IPs: the co-located domains, up to `results_limit`.
 pub async fn run(ctx: Context, input: Input) -> Result<Reply, ModuleError> {
-    legacy::run(ctx, input, Flavor::Pivot).await
+    classic::run(ctx, input, Flavor::Pivot).await
 }

@@ -6,6 +6,7 @@
 //! so the callback answers 202 as soon as the request is authenticated and queued; the work's
 //! outcome goes to the platform through `workEdit`, never through the HTTP answer.
 
+use domaintools::ExposeSecret;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -27,8 +28,8 @@ use tokio::sync::{mpsc, watch, Semaphore};
 use super::graphql::{Marking, Platform};
 use super::settings::ConnectorSettings;
 use crate::config::Secret;
-use crate::domaintools::{Caller, Client, Credentials};
 use crate::stix::{self, Observable, ObservableKind, Tlp};
+use domaintools::{Caller, Client, Credentials};
 
 /// Requests accepted but not yet started; past this the callback answers 503 and the worker
 /// sends the request again later, instead of this process holding an unbounded backlog.
@@ -316,9 +317,10 @@ fn authorized(headers: &HeaderMap, token: &Secret) -> bool {
     };
     let mut parts = value.split_whitespace();
     match (parts.next(), parts.next(), parts.next()) {
-        (Some(scheme), Some(given), None) if scheme.eq_ignore_ascii_case("bearer") => {
-            given.as_bytes().ct_eq(token.expose().as_bytes()).into()
-        }
+        (Some(scheme), Some(given), None) if scheme.eq_ignore_ascii_case("bearer") => given
+            .as_bytes()
+            .ct_eq(token.expose_secret().as_bytes())
+            .into(),
         _ => false,
     }
 }

@@ -3,6 +3,7 @@
 //! queries are pycti's (client-python), trimmed to the fields used: the registration asks for
 //! no RabbitMQ credentials, since this connector never connects to RabbitMQ.
 
+use domaintools::ExposeSecret;
 use std::fmt;
 use std::time::Duration;
 
@@ -158,7 +159,7 @@ impl Platform {
         let mut request = self
             .http
             .post(&self.endpoint)
-            .bearer_auth(self.token.expose())
+            .bearer_auth(self.token.expose_secret())
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .body(json!({ "query": query, "variables": variables }).to_string());
         if let Some(draft) = &self.draft_id {
@@ -167,12 +168,12 @@ impl Platform {
         let response = request
             .send()
             .await
-            .map_err(|e| PlatformError::Transport(crate::domaintools::error::reqwest_chain(e)))?;
+            .map_err(|e| PlatformError::Transport(domaintools::error::reqwest_chain(e)))?;
         let status = response.status();
         let bytes = response
             .bytes()
             .await
-            .map_err(|e| PlatformError::Transport(crate::domaintools::error::reqwest_chain(e)))?;
+            .map_err(|e| PlatformError::Transport(domaintools::error::reqwest_chain(e)))?;
         if !status.is_success() {
             return Err(PlatformError::Status {
                 status: status.as_u16(),

@@ -3,6 +3,7 @@
 //! the defaults. Everything is checked here, once, before anything connects: a wrong TLP name
 //! or a missing token stops the start with a clear message instead of failing each work.
 
+use domaintools::ExposeSecret;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -93,7 +94,7 @@ impl ConnectorSettings {
             .opencti_token
             .clone()
             .or_else(|| file(&["opencti", "token"]).map(Secret::from))
-            .filter(|token| !token.expose().trim().is_empty())
+            .filter(|token| !token.expose_secret().trim().is_empty())
             .ok_or("OPENCTI_TOKEN (config.yml: opencti.token) is required")?;
         let connector_id = args
             .connector_id
@@ -190,7 +191,7 @@ impl ConnectorSettings {
             .api_key
             .clone()
             .or_else(|| file(&["domaintools", "api_key"]).map(Secret::from))
-            .filter(|key| !key.expose().trim().is_empty());
+            .filter(|key| !key.expose_secret().trim().is_empty());
         let callback_uri = args
             .callback_uri
             .clone()
@@ -399,7 +400,7 @@ domaintools:
         let (config, args) = parse(&["x", "opencti", "--connector-name", "CLI name"]);
         let settings = ConnectorSettings::from_parts(&config, &args, Some(YAML)).unwrap();
         assert_eq!(settings.opencti_url, "http://opencti:8080");
-        assert_eq!(settings.opencti_token.expose(), "yaml-token");
+        assert_eq!(settings.opencti_token.expose_secret(), "yaml-token");
         assert_eq!(settings.connector_id, ID);
         assert_eq!(settings.name, "CLI name", "the command line wins");
         assert_eq!(settings.scope, ["Domain-Name", "IPv4-Addr"]);
@@ -411,7 +412,7 @@ domaintools:
         assert_eq!(settings.max_tlp, Tlp::Green);
         assert_eq!(settings.username.as_deref(), Some("yaml-user"));
         assert_eq!(
-            settings.api_key.as_ref().map(Secret::expose),
+            settings.api_key.as_ref().map(ExposeSecret::expose_secret),
             Some("yaml-key")
         );
         assert_eq!(

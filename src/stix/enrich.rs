@@ -8,7 +8,7 @@ use serde_json::Value;
 use super::ids;
 use super::mapping::{self, map_records, MapOptions, Mapping, Observable, ObservableKind};
 use super::Tlp;
-use crate::domaintools::{self, Caller, Client, IrisResponse};
+use domaintools::{Caller, Client, IrisResponse};
 
 /// Iris Investigate's largest page.
 const MAX_PAGE_SIZE: usize = 500;
@@ -286,8 +286,8 @@ fn summarize(observable: &Observable, found: &Found, mapping: &Mapping, limit: u
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domaintools::{ClientConfig, Credentials, Proxy};
-    use crate::fake_api::{FakeApi, Fault};
+    use domaintools::{ClientConfig, Credentials, Proxy};
+    use domaintools_fake::{FakeApi, Fault};
 
     fn client(base_url: String) -> Client {
         let mut config = ClientConfig::new("OpenCTI", "test");

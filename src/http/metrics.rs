@@ -1,0 +1,74 @@
+//! `GET /metrics`: the server's own query metrics beside the DomainTools client's, in one
+//! `prometheus-client` registry rendered as OpenMetrics text.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+use domaintools::metrics::seconds_histogram;
+use domaintools::ClientMetrics;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ModuleOutcome {
+    module: &'static str,
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Module {
+    module: &'static str,
+}
+
+/// Every metric `/metrics` shows.
+#[derive(Debug)]
+pub(crate) struct Metrics {
+    registry: Registry,
+    queries: Family<ModuleOutcome, Counter>,
+    query_duration: Family<Module, Histogram, fn() -> Histogram>,
+}
+
+impl Metrics {
+    /// The server's metrics and those `client` counts, in one registry.
+    pub(crate) fn new(client: &ClientMetrics) -> Self {
+        let mut registry = Registry::default();
+        let queries = Family::<ModuleOutcome, Counter>::default();
+        let query_duration = Family::new_with_constructor(seconds_histogram as fn() -> Histogram);
+        registry.register(
+            "misp_domaintools_queries",
+            "Queries answered, by module and outcome",
+            queries.clone(),
+        );
+        registry.register(
+            "misp_domaintools_query_duration_seconds",
+            "Time to answer a query, by module",
+            query_duration.clone(),
+        );
+        client.register(&mut registry);
+        Self {
+            registry,
+            queries,
+            query_duration,
+        }
+    }
+
+    /// Counts one answered query; `module` is a registered name (or "unknown"), so request
+    /// text never creates series.
+    pub(crate) fn query(&self, module: &'static str, outcome: &'static str, seconds: f64) {
+        self.queries
+            .get_or_create(&ModuleOutcome { module, outcome })
+            .inc();
+        self.query_duration
+            .get_or_create(&Module { module })
+            .observe(seconds);
+    }
+
+    /// The OpenMetrics text exposition.
+    pub(crate) fn render(&self) -> String {
+        let mut text = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
+        text
+    }
+}

@@ -1,0 +1,110 @@
+//! Start-up wiring shared by the commands: the DomainTools client and the server state built
+//! from the settings, and where the `stix` and `opencti` commands send their calls.
+
+use std::time::Duration;
+
+use anyhow::Context as _;
+use domaintools::{CacheConfig, Client, ClientConfig, Credentials, Proxy, Ttls};
+
+use crate::config::{Config, RateLimitMode};
+use crate::demo::{self, DemoApi};
+use crate::http::{AppState, Options};
+use crate::protocol::DefaultCredentials;
+use crate::registry;
+
+/// Builds the server state for `config`, talking to DomainTools at `api_url`; `forced`
+/// credentials (demo mode) replace any the requests carry.
+pub(crate) fn build_state(
+    config: &Config,
+    api_url: String,
+    forced: Option<DefaultCredentials>,
+) -> anyhow::Result<AppState> {
+    let client = build_client(config, api_url, forced.is_some(), "MISP")?;
+    let registry = registry::Registry::new(registry::MODULES).map_err(anyhow::Error::msg)?;
+    let default_credentials = forced.clone().unwrap_or_else(|| DefaultCredentials {
+        username: config.username.clone(),
+        api_key: config.api_key.clone(),
+    });
+    let options = Options {
+        default_credentials,
+        demo: forced.is_some(),
+        body_limit: config.body_limit,
+        hover_budget: seconds(config.hover_budget, "--hover-budget")?,
+        query_budget: seconds(config.query_budget, "--query-budget")?,
+        metrics_endpoint: !config.disable_metrics,
+        ..Options::default()
+    };
+    Ok(AppState::new(registry, client, options))
+}
+
+/// A positive number of seconds from a setting.
+fn seconds(value: f64, setting: &str) -> anyhow::Result<Duration> {
+    anyhow::ensure!(
+        value.is_finite() && value > 0.0 && value <= 3600.0,
+        "{setting} must be a number of seconds between 0 and 3600, not {value}"
+    );
+    Ok(Duration::from_secs_f64(value))
+}
+
+/// The DomainTools client for `config`, reporting `partner` as `app_partner`.
+pub(crate) fn build_client(
+    config: &Config,
+    api_url: String,
+    demo: bool,
+    partner: &str,
+) -> anyhow::Result<Client> {
+    let mut client_config = ClientConfig::new(partner, env!("CARGO_PKG_VERSION"));
+    client_config.base_url = api_url;
+    client_config.timeout = Duration::from_secs(config.upstream_timeout.max(1));
+    client_config.proxy = match (&config.proxy, demo) {
+        // The demo API is on loopback: never send it through a proxy.
+        (_, true) => Proxy::None,
+        (Some(url), false) => Proxy::Url(url.clone()),
+        (None, false) => Proxy::FromEnvironment,
+    };
+    client_config.cache = CacheConfig {
+        ttls: Ttls {
+            iris: Duration::from_secs(config.cache_ttl_iris),
+            whois: Duration::from_secs(config.cache_ttl_whois),
+            detect: Duration::from_secs(config.cache_ttl_detect),
+        },
+        max_bytes: config.cache_size_mb.saturating_mul(1024 * 1024),
+        redis_url: config.cache_url.clone(),
+    };
+    client_config.enrich_batch_window = Duration::from_millis(config.enrich_batch_window_ms);
+    client_config.learn_rate_limits = config.rate_limits == RateLimitMode::Learn;
+    Client::new(client_config).context("DomainTools client")
+}
+
+/// Where the `stix` command and the connector send DomainTools calls: the configured API, or
+/// in demo mode the built-in fake (kept running as long as this lives).
+#[derive(Debug)]
+pub(crate) struct Upstream {
+    pub(crate) client: Client,
+    pub(crate) credentials: Option<Credentials>,
+    _demo_api: Option<DemoApi>,
+}
+
+pub(crate) async fn upstream(
+    config: &Config,
+    username: Option<String>,
+    api_key: Option<String>,
+) -> anyhow::Result<Upstream> {
+    if let Some(running) = demo::start(config, "the demo account is used").await? {
+        let (username, api_key) = running.credentials();
+        return Ok(Upstream {
+            client: build_client(config, running.base_url(), true, "OpenCTI")?,
+            credentials: Some(Credentials::new(username, api_key)),
+            _demo_api: Some(running),
+        });
+    }
+    let credentials = match (username, api_key) {
+        (Some(username), Some(api_key)) => Some(Credentials::new(username, api_key)),
+        _ => None,
+    };
+    Ok(Upstream {
+        client: build_client(config, config.api_url.clone(), false, "OpenCTI")?,
+        credentials,
+        _demo_api: None,
+    })
+}

@@ -1,9 +1,0 @@
-//! Helpers shared by the integration tests.
-
-#![allow(dead_code, unreachable_pub)]
-
-pub mod child;
-pub mod golden;
-pub mod opencti;
-pub mod server;
-pub mod stix_check;

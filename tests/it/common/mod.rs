@@ -1,0 +1,10 @@
+//! Helpers shared by the integration tests.
+
+#![allow(dead_code, unreachable_pub)]
+
+pub mod child;
+pub mod fuzz_entry;
+pub mod golden;
+pub mod opencti;
+pub mod server;
+pub mod stix_check;

@@ -1,0 +1,148 @@
+//! The Iris hover modules reproduce the Python reference's golden outputs (reference doc §12.1
+//! and §12.2) entry by entry on the recorded DomainTools answers.
+
+use chrono::{TimeZone, Utc};
+use misp_domaintools::misp::{render, Form};
+use misp_domaintools::modules::iris_hover::{map, Product};
+use serde_json::Value;
+
+use crate::common::golden;
+
+fn record(fixture: &str, domain: &str) -> Value {
+    let path = format!("{}/{fixture}", domaintools_fake::FIXTURES_DIR);
+    let body: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    body["response"]["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["domain"] == domain)
+        .cloned()
+        .unwrap()
+}
+
+/// The day the golden outputs were produced.
+fn golden_day() -> chrono::DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 25, 0, 0, 0).unwrap()
+}
+
+#[test]
+fn iris_investigate_matches_the_reference_on_google_com() {
+    let payload = map(
+        "google.com",
+        &record("iris-investigate-domain.json", "google.com"),
+        Product::Investigate,
+        golden_day(),
+    );
+    let ours = render(payload.entries(), Form::Hover, None);
+    golden::assert_matches(
+        &ours,
+        &golden::load("iris-investigate-google.com.txt"),
+        &["Registrant Organization"],
+    );
+}
+
+#[test]
+fn iris_enrich_matches_the_reference_on_google_com() {
+    let payload = map(
+        "google.com",
+        &record("iris-enrich.json", "google.com"),
+        Product::Enrich,
+        golden_day(),
+    );
+    let ours = render(payload.entries(), Form::Hover, None);
+    golden::assert_matches(
+        &ours,
+        &golden::load("iris-enrich-google.com.txt"),
+        &["Registrant Organization"],
+    );
+}
+
+#[test]
+fn the_stable_tag_order_is_pinned() {
+    let payload = map(
+        "google.com",
+        &record("iris-enrich.json", "google.com"),
+        Product::Enrich,
+        golden_day(),
+    );
+    let org = payload
+        .entries()
+        .iter()
+        .find(|e| e.label == "Registrant Organization")
+        .unwrap();
+    assert_eq!(org.tags, ["DomainTools", "Iris", "registrant org"]);
+}
+
+#[test]
+fn iris_pivot_matches_the_reference_on_google_com() {
+    let payload = misp_domaintools::modules::iris_pivot::map_domain(
+        &record("iris-investigate-domain.json", "google.com"),
+        misp_domaintools::modules::iris_pivot::DEFAULT_GUIDED_PIVOT_THRESHOLD,
+    );
+    let ours = render(payload.entries(), Form::Hover, None);
+    golden::assert_matches(&ours, &golden::load("iris-pivot-google.com.txt"), &[]);
+}
+
+fn investigate_results() -> Vec<Value> {
+    let path = format!(
+        "{}/iris-investigate-domain.json",
+        domaintools_fake::FIXTURES_DIR
+    );
+    let body: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    body["response"]["results"].as_array().unwrap().clone()
+}
+
+/// §12.5: a non-domain pivot with results_limit 1 keeps the reference's first entry; our one
+/// addition is the trailing "Connected Domains" count (docs/compatibility.md).
+#[test]
+fn iris_pivot_ip_with_limit_one_matches_the_reference() {
+    let results = investigate_results();
+    let payload = misp_domaintools::modules::iris_pivot::map_connected(
+        &results[..1],
+        Some(results.len() as u64),
+        "this IP address",
+    );
+    let ours = render(payload.entries(), Form::Hover, None);
+    let golden = golden::load("iris-pivot-ip-limit-1.txt");
+    golden::assert_matches(&ours[..golden.len()], &golden, &[]);
+    assert_eq!(ours.len(), golden.len() + 1);
+    assert_eq!(
+        ours[golden.len()],
+        serde_json::json!({"types": ["text"], "values": {"Connected Domains": 2},
+            "comment": "Connected Domains: domains sharing this IP address in DomainTools Iris",
+            "tags": ["DomainTools", "Iris"], "categories": ["External analysis"]})
+    );
+}
+
+/// §12.5: Iris-Import's entries are the reference's; MISP gets them in stored form (values
+/// `["amazon.com"]`), which is compatibility fix 3 applied to every import.
+#[test]
+fn iris_import_matches_the_reference_on_the_recorded_search() {
+    let payload = misp_domaintools::modules::iris_search::domain_entries(&investigate_results());
+    let ours = render(payload.entries(), Form::Hover, None);
+    golden::assert_matches(&ours, &golden::load("iris-import-two-domains.txt"), &[]);
+    let stored = render(payload.entries(), Form::Stored, None);
+    assert_eq!(stored[0]["values"], serde_json::json!(["amazon.com"]));
+    assert_eq!(stored[1]["values"], serde_json::json!(["google.com"]));
+    assert_eq!(stored[1]["comment"], "Domain from DomainTools Iris");
+}
+
+/// §12.5: Iris-Detect with the default form on the recorded new-domains page gives 100
+/// entries of the reference's shape, one per domain, in the API's order.
+#[test]
+fn iris_detect_default_matches_the_reference_shape() {
+    let path = format!("{}/iris-detect-new.json", domaintools_fake::FIXTURES_DIR);
+    let page: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let domains = page["watchlist_domains"].as_array().unwrap();
+    let (entries, ids) = misp_domaintools::modules::iris_detect::map(domains);
+    assert_eq!(entries.len(), 100);
+    assert_eq!(ids.len(), 100);
+    for (entry, domain) in entries.iter().zip(domains) {
+        assert_eq!(
+            *entry,
+            serde_json::json!({"categories": ["External analysis"], "type": "domain",
+                "values": domain["domain"], "tags": ["DomainTools", "Iris Detect"]})
+        );
+    }
+    assert_eq!(entries[0]["values"], "googletydep.com");
+}

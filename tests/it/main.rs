@@ -1,0 +1,26 @@
+//! The integration tests, as one test binary (one link, one harness in `common`): each
+//! module below was a test binary of its own. End-to-end tests drive the router with
+//! `oneshot` or a real server over TCP, in front of the fake DomainTools API.
+
+mod common;
+
+mod binary;
+mod e2e_classic;
+mod e2e_iris;
+mod fake_api;
+mod fuzz_corpus;
+mod golden_classic;
+mod golden_iris;
+mod http_api;
+mod iris_modules_e2e;
+mod misp_validity;
+mod opencti_connector;
+mod quota;
+mod redis_cache;
+mod reliability_bad_input;
+mod reliability_faults;
+mod reliability_load;
+mod reliability_properties;
+mod reliability_secrets;
+mod reliability_shutdown;
+mod stix_bundles;

@@ -8,7 +8,7 @@ use crate::common::opencti::{
 use crate::common::server::{KEY, USER};
 use crate::common::stix_check::check_with_stix2;
 use domaintools_fake::{FakeApi, Fault, RunningFake};
-use misp_domaintools::stix::{ids, Tlp};
+use misp_domaintools::stix::{ids, Tlp, OPENCTI_SCO_EXTENSION};
 use serde_json::{json, Value};
 
 async fn fake_domaintools() -> (FakeApi, RunningFake) {
@@ -200,7 +200,8 @@ async fn a_domain_is_enriched_and_its_bundle_pushed() {
     // The observable is the platform's: its id, its score, no new marking or author.
     let google = object_with_value(&bundle, "google.com");
     assert_eq!(google["id"], ids::domain_name_id("google.com"));
-    assert_eq!(google["x_opencti_score"], 0);
+    assert_eq!(google["extensions"][OPENCTI_SCO_EXTENSION]["score"], 0);
+    assert!(google.get("x_opencti_score").is_none());
     assert!(google.get("object_marking_refs").is_none());
     let objects = bundle["objects"].as_array().unwrap();
     for object in objects.iter().filter(|o| o["type"] == "relationship") {
@@ -270,8 +271,13 @@ async fn an_ip_is_enriched_through_its_domains_with_stricter_markings_kept() {
     let bundle = pushed_bundle(&platform, "work-ip");
     let ip = object_with_value(&bundle, "54.239.28.85");
     let amazon = object_with_value(&bundle, "amazon.com");
-    assert_eq!(amazon["x_opencti_score"], 0, "the domain's own score");
-    assert!(ip.get("x_opencti_score").is_none());
+    assert_eq!(
+        amazon["extensions"][OPENCTI_SCO_EXTENSION]["score"], 0,
+        "the domain's own score"
+    );
+    assert!(ip["extensions"][OPENCTI_SCO_EXTENSION]
+        .get("score")
+        .is_none());
     let objects = bundle["objects"].as_array().unwrap();
     let link = objects
         .iter()

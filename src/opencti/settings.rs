@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use serde_yaml_ng::Value as Yaml;
 
+use super::graphql::BrokerConnection;
 use crate::config::{Config, OpenctiArgs, Secret};
 use crate::stix::{EnrichSettings, ObservableKind, Tlp};
 
@@ -58,6 +59,93 @@ pub struct ConnectorSettings {
     pub ping_interval: Duration,
     /// Enrichments processed at the same time.
     pub concurrency: usize,
+    /// How work arrives.
+    pub listen_protocol: ListenProtocol,
+    /// How bundles go back.
+    pub queue_protocol: QueueProtocol,
+    /// pycti's `MQ_*` overrides of the broker registration hands out.
+    pub mq: MqOverrides,
+}
+
+/// `CONNECTOR_LISTEN_PROTOCOL`, spelled as pycti spells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListenProtocol {
+    /// The listen queue on RabbitMQ (pycti's default).
+    Amqp,
+    /// The callback the platform's worker posts to.
+    Api,
+}
+
+impl std::fmt::Display for ListenProtocol {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ListenProtocol::Amqp => "AMQP",
+            ListenProtocol::Api => "API",
+        })
+    }
+}
+
+/// `CONNECTOR_QUEUE_PROTOCOL`, spelled as pycti spells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueueProtocol {
+    /// Split bundles on the push queue (pycti's default).
+    Amqp,
+    /// `stixBundlePush`.
+    Api,
+}
+
+impl std::fmt::Display for QueueProtocol {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            QueueProtocol::Amqp => "amqp",
+            QueueProtocol::Api => "api",
+        })
+    }
+}
+
+/// pycti's `MQ_HOST`, `MQ_PORT`, `MQ_VHOST`, `MQ_USE_SSL`, `MQ_USER`, `MQ_PASS`: what is set
+/// replaces what registration returned (a platform behind NAT hands out a broker address the
+/// connector cannot reach).
+#[derive(Debug, Clone, Default)]
+pub struct MqOverrides {
+    /// Host.
+    pub host: Option<String>,
+    /// Port.
+    pub port: Option<u16>,
+    /// Virtual host.
+    pub vhost: Option<String>,
+    /// TLS.
+    pub use_ssl: Option<bool>,
+    /// User.
+    pub user: Option<String>,
+    /// Password.
+    pub pass: Option<Secret>,
+}
+
+impl MqOverrides {
+    /// `registered` with the overrides applied.
+    pub fn apply(&self, registered: &BrokerConnection) -> BrokerConnection {
+        let mut connection = registered.clone();
+        if let Some(host) = &self.host {
+            connection.host = host.clone();
+        }
+        if let Some(port) = self.port {
+            connection.port = port;
+        }
+        if let Some(vhost) = &self.vhost {
+            connection.vhost = vhost.clone();
+        }
+        if let Some(use_ssl) = self.use_ssl {
+            connection.use_ssl = use_ssl;
+        }
+        if let Some(user) = &self.user {
+            connection.user = user.clone();
+        }
+        if let Some(pass) = &self.pass {
+            connection.pass = pass.clone();
+        }
+        connection
+    }
 }
 
 impl ConnectorSettings {
@@ -222,6 +310,67 @@ impl ConnectorSettings {
                 None => DEFAULT_CALLBACK_PORT,
             },
         };
+        let listen_protocol = match args
+            .listen_protocol
+            .clone()
+            .or_else(|| file(&["connector", "listen_protocol"]))
+        {
+            None => ListenProtocol::Amqp,
+            Some(text) => match text.trim().to_ascii_uppercase().as_str() {
+                "AMQP" => ListenProtocol::Amqp,
+                "API" => ListenProtocol::Api,
+                _ => {
+                    return Err(format!(
+                        "CONNECTOR_LISTEN_PROTOCOL {text:?} is not AMQP or API"
+                    ))
+                }
+            },
+        };
+        let queue_protocol = match args
+            .queue_protocol
+            .clone()
+            .or_else(|| file(&["connector", "queue_protocol"]))
+        {
+            None => QueueProtocol::Amqp,
+            Some(text) => match text.trim().to_ascii_lowercase().as_str() {
+                "amqp" => QueueProtocol::Amqp,
+                "api" => QueueProtocol::Api,
+                _ => {
+                    return Err(format!(
+                        "CONNECTOR_QUEUE_PROTOCOL {text:?} is not amqp or api"
+                    ))
+                }
+            },
+        };
+        let mq_port = match args.mq_port {
+            Some(port) => Some(port),
+            None => file(&["mq", "port"])
+                .map(|text| {
+                    text.parse::<u16>()
+                        .map_err(|_| format!("mq.port {text:?} is not a port"))
+                })
+                .transpose()?,
+        };
+        let mq_use_ssl = match args.mq_use_ssl {
+            Some(use_ssl) => Some(use_ssl),
+            None => file(&["mq", "use_ssl"])
+                .map(|text| {
+                    parse_bool(&text)
+                        .ok_or_else(|| format!("mq.use_ssl {text:?} is not true or false"))
+                })
+                .transpose()?,
+        };
+        let mq = MqOverrides {
+            host: args.mq_host.clone().or_else(|| file(&["mq", "host"])),
+            port: mq_port,
+            vhost: args.mq_vhost.clone().or_else(|| file(&["mq", "vhost"])),
+            use_ssl: mq_use_ssl,
+            user: args.mq_user.clone().or_else(|| file(&["mq", "user"])),
+            pass: args
+                .mq_pass
+                .clone()
+                .or_else(|| file(&["mq", "pass"]).map(Secret::from)),
+        };
         Ok(Self {
             opencti_url,
             opencti_token,
@@ -244,6 +393,9 @@ impl ConnectorSettings {
             callback_port,
             ping_interval: PING_INTERVAL,
             concurrency: 2,
+            listen_protocol,
+            queue_protocol,
+            mq,
         })
     }
 }

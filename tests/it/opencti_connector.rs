@@ -56,7 +56,11 @@ async fn registers_pings_and_refuses_callbacks_without_the_token() {
     assert_eq!(input["type"], "INTERNAL_ENRICHMENT");
     assert_eq!(input["scope"], json!(["Domain-Name", "IPv4-Addr"]));
     assert_eq!(input["auto"], false);
-    assert_eq!(input["playbook_compatible"], false);
+    // As the Python connector's manifest says (playbook_supported: true).
+    assert_eq!(input["playbook_compatible"], true);
+    // 6.9.17 (the fake's release) takes pycti's enrichment fields.
+    assert_eq!(input["auto_update"], false);
+    assert_eq!(input["enrichment_resolution"], "none");
     assert!(
         uri.starts_with("http://127.0.0.1:") && uri.ends_with("/api/callback"),
         "{uri}"
@@ -178,7 +182,12 @@ async fn a_domain_is_enriched_and_its_bundle_pushed() {
     let sequence: Vec<(String, Option<String>)> = platform
         .calls()
         .into_iter()
-        .filter(|c| !matches!(c.field.as_str(), "pingConnector" | "registerConnector"))
+        .filter(|c| {
+            !matches!(
+                c.field.as_str(),
+                "about" | "pingConnector" | "registerConnector"
+            )
+        })
         .map(|c| (c.field, c.draft_id))
         .collect();
     let draft = Some("draft-7".to_owned());

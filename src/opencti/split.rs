@@ -325,3 +325,73 @@ fn internal_ids(object: &Map<String, Value>) -> Vec<String> {
     }
     ids
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn objects(split: &Split) -> Vec<Value> {
+        split
+            .bundles
+            .iter()
+            .map(|text| {
+                let bundle: Value = serde_json::from_str(text).unwrap();
+                assert_eq!(bundle["objects"].as_array().unwrap().len(), 1);
+                bundle["objects"][0].clone()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn what_an_object_refers_to_goes_first() {
+        let bundle = json!({"type": "bundle", "id": "bundle--1", "objects": [
+            {"type": "relationship", "id": "relationship--r", "source_ref": "domain-name--d",
+             "target_ref": "ipv4-addr--i", "created_by_ref": "identity--a"},
+            {"type": "domain-name", "id": "domain-name--d",
+             "object_marking_refs": ["marking-definition--m"]},
+            {"type": "ipv4-addr", "id": "ipv4-addr--i"},
+            {"type": "identity", "id": "identity--a"},
+        ]});
+        let split = split_bundle(&bundle).unwrap();
+        assert_eq!(split.expectations, 4);
+        let ids: Vec<Value> = objects(&split).iter().map(|o| o["id"].clone()).collect();
+        assert_eq!(
+            ids,
+            [
+                "domain-name--d",
+                "ipv4-addr--i",
+                "identity--a",
+                "relationship--r"
+            ]
+        );
+        let relationship = &objects(&split)[3];
+        assert_eq!(relationship["nb_deps"], 4);
+        // A marking outside the bundle counts nothing but stays referenced.
+        assert_eq!(
+            objects(&split)[0]["object_marking_refs"],
+            json!(["marking-definition--m"])
+        );
+    }
+
+    #[test]
+    fn cycles_and_duplicates_end() {
+        let bundle = json!({"type": "bundle", "id": "bundle--1", "objects": [
+            {"type": "note", "id": "note--a", "object_refs": ["note--b"]},
+            {"type": "note", "id": "note--b", "object_refs": ["note--a", "note--b"]},
+            {"type": "note", "id": "note--a", "object_refs": ["note--b"]},
+            {"type": "relationship", "id": "relationship--self", "source_ref": "relationship--self",
+             "target_ref": "note--a"},
+        ]});
+        let split = split_bundle(&bundle).unwrap();
+        // note--a once; the self-referencing relationship loses its source and is left out.
+        assert_eq!(split.expectations, 2);
+        // As pycti splits it: the back reference in the cycle is dropped.
+        let kept = objects(&split);
+        assert_eq!(kept[0]["id"], "note--b");
+        assert_eq!(kept[0]["object_refs"], json!([]));
+        assert_eq!(kept[1]["id"], "note--a");
+        assert_eq!(kept[1]["nb_deps"], 2);
+        assert!(split_bundle(&json!({"objects": "no"})).is_err());
+        assert!(split_bundle(&json!({"type": "bundle", "objects": []})).is_err());
+    }
+}

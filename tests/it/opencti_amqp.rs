@@ -266,3 +266,26 @@ async fn a_stop_with_work_queued_loses_none_of_it() {
     );
     queues.close().await;
 }
+
+#[test]
+fn the_split_is_pycti_s_own() {
+    for name in ["stix-google.com.json", "stix-ip-54.239.28.85.json"] {
+        let path = format!("{}/tests/golden/{name}", env!("CARGO_MANIFEST_DIR"));
+        let bundle: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let ours = misp_domaintools::opencti::split::split_bundle(&bundle).unwrap();
+        let Some(theirs) = crate::common::stix_check::split_with_pycti(&bundle) else {
+            return;
+        };
+        assert_eq!(theirs["expectations"], ours.expectations, "{name}");
+        let ours: Vec<Value> = ours
+            .bundles
+            .iter()
+            .map(|text| serde_json::from_str(text).unwrap())
+            .collect();
+        assert_eq!(
+            theirs["bundles"],
+            Value::Array(ours),
+            "{name}: same bundles, same order"
+        );
+    }
+}

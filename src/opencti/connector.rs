@@ -8,7 +8,7 @@
 //! is cut short by the stop is given again, by the broker or by the worker, which retries any
 //! request that got no 202. The stop takes at most [`STOP_GRACE`], inside Docker's 10 s.
 
-use std::future::Future;
+use std::future::{Future, IntoFuture as _};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -324,6 +324,8 @@ struct CallbackState {
     path: Arc<str>,
     permits: Arc<Semaphore>,
     worker: Arc<Worker>,
+    /// Set once the stop's grace is over: work still under way is dropped unanswered.
+    abandon: watch::Receiver<bool>,
 }
 
 /// The callback server, until `stop` and at most [`STOP_GRACE`] after it.
@@ -335,32 +337,41 @@ async fn serve_callback(
     concurrency: usize,
     stop: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
+    let (abandon_tx, abandon) = watch::channel(false);
     let state = CallbackState {
         auth: Arc::new(auth),
         path: Arc::from(settings.callback_path.as_str()),
         permits: Arc::new(Semaphore::new(concurrency)),
         worker,
+        abandon,
     };
     let router = Router::new()
         .route("/healthcheck", get(healthcheck))
         .fallback(callback)
         .with_state(state);
     let mut serve_stop = stop.clone();
-    let server = axum::serve(listener, router).with_graceful_shutdown(async move {
-        let _ = serve_stop.wait_for(|stopped| *stopped).await;
-    });
+    let server = axum::serve(listener, router)
+        .with_graceful_shutdown(async move {
+            let _ = serve_stop.wait_for(|stopped| *stopped).await;
+        })
+        .into_future();
     let mut grace_stop = stop;
+    let grace_over = async move {
+        let _ = grace_stop.wait_for(|stopped| *stopped).await;
+        tokio::time::sleep(STOP_GRACE).await;
+    };
+    tokio::pin!(server);
     tokio::select! {
-        served = server => served.context("OpenCTI callback server")?,
-        _ = async move {
-            let _ = grace_stop.wait_for(|stopped| *stopped).await;
-            tokio::time::sleep(STOP_GRACE).await;
-        } => {
-            // Those requests get no 202: the worker sends them again.
-            tracing::warn!("stopping with enrichment requests under way; the worker sends them again");
-        }
+        served = &mut server => return served.context("OpenCTI callback server"),
+        () = grace_over => {}
     }
-    Ok(())
+    // Those requests get a 503 instead of a 202: the worker sends them again.
+    tracing::warn!("stopping with enrichment requests under way; the worker sends them again");
+    let _ = abandon_tx.send(true);
+    match tokio::time::timeout(Duration::from_secs(2), server).await {
+        Ok(served) => served.context("OpenCTI callback server"),
+        Err(_) => Ok(()),
+    }
 }
 
 async fn healthcheck() -> Json<Value> {
@@ -401,7 +412,13 @@ async fn callback(State(state): State<CallbackState>, request: Request) -> Respo
         return error(StatusCode::BAD_REQUEST, "Invalid JSON payload");
     };
     drop(body);
-    state.worker.process(message).await;
+    let mut abandon = state.abandon.clone();
+    tokio::select! {
+        () = state.worker.process(message) => {}
+        _ = abandon.wait_for(|abandoned| *abandoned) => {
+            return error(StatusCode::SERVICE_UNAVAILABLE, "Stopping, retry later");
+        }
+    }
     drop(permit);
     (
         StatusCode::ACCEPTED,

@@ -437,3 +437,70 @@ async fn a_playbook_step_answers_with_playbook_step_execution() {
     );
     connector.stop().await.unwrap();
 }
+
+/// The worker's POST, as [`post_callback`] but an answer that never comes is `None` (the
+/// worker then sends the message again).
+async fn post_or_nothing(uri: &str, body: String) -> Option<u16> {
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let response = client
+        .post(uri)
+        .header("authorization", format!("Bearer {TOKEN}"))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .ok()?;
+    Some(response.status().as_u16())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_on_the_callback_answers_202_only_for_work_done() {
+    let platform = FakeOpencti::start().await;
+    platform.add_observable("entity-google", "Domain-Name", "google.com", None);
+    let (fake, dt) = fake_domaintools().await;
+    // Longer than the stop's grace: the works under way cannot finish in it.
+    fake.set_latency(Duration::from_secs(12));
+    let connector = start(settings(&platform, &[]), &dt.base_url(), USER, KEY);
+    let uri = platform.callback_uri().await;
+    let works: Vec<String> = (1..=6).map(|n| format!("work-api-stop-{n}")).collect();
+    let posts: Vec<_> = works
+        .iter()
+        .map(|work| {
+            let uri = uri.clone();
+            let body = enrichment_message(work, "entity-google", "Domain-Name").to_string();
+            tokio::spawn(async move { post_or_nothing(&uri, body).await })
+        })
+        .collect();
+    platform
+        .wait_for("two works under way", |calls| {
+            calls.iter().filter(|c| c.field == "toReceived").count() >= 2
+        })
+        .await;
+    let stopping = std::time::Instant::now();
+    connector.stop().await.unwrap();
+    let took = stopping.elapsed();
+    assert!(
+        took < Duration::from_secs(10),
+        "stopped in {took:?}, inside Docker's 10 s"
+    );
+    let mut statuses = Vec::new();
+    for post in posts {
+        statuses.push(post.await.unwrap());
+    }
+    for (work, status) in works.iter().zip(&statuses) {
+        let processed = platform
+            .calls_to("toProcessed")
+            .iter()
+            .any(|c| c.variables["id"] == work.as_str());
+        if *status == Some(202) {
+            assert!(processed, "{work} answered 202 but never reported");
+        } else {
+            // 503 (busy, or stopping): the worker sends it again later.
+            assert_eq!(*status, Some(503), "{work}");
+        }
+    }
+    assert!(
+        !statuses.contains(&Some(202)),
+        "none could finish: {statuses:?}"
+    );
+}

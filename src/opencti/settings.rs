@@ -11,7 +11,7 @@ use serde_yaml_ng::Value as Yaml;
 
 use super::graphql::BrokerConnection;
 use crate::config::{Config, OpenctiArgs, Secret};
-use crate::stix::{EnrichSettings, ObservableKind, Tlp};
+use crate::stix::{EnrichSettings, IrisProduct, ObservableKind, Tlp};
 
 /// pycti's default callback port.
 pub const DEFAULT_CALLBACK_PORT: u16 = 7070;
@@ -209,12 +209,30 @@ impl ConnectorSettings {
             .or_else(|| file(&["connector", "name"]))
             .filter(|name| !name.trim().is_empty())
             .unwrap_or_else(|| "DomainTools".to_owned());
+        let product = args
+            .domaintools_product
+            .clone()
+            .or_else(|| file(&["domaintools", "product"]))
+            .map(|text| text.parse::<IrisProduct>())
+            .transpose()
+            .map_err(|e| format!("DOMAINTOOLS_PRODUCT {e}"))?
+            .unwrap_or_default();
         let scope_text = args
             .connector_scope
             .clone()
             .or_else(|| list_or_scalar(&yaml, &["connector", "scope"]))
-            .unwrap_or_else(|| "Domain-Name,IPv4-Addr".to_owned());
+            .unwrap_or_else(|| match product {
+                IrisProduct::Investigate => "Domain-Name,IPv4-Addr".to_owned(),
+                IrisProduct::Enrich => "Domain-Name".to_owned(),
+            });
         let scope = parse_scope(&scope_text)?;
+        if product == IrisProduct::Enrich && scope.iter().any(|kind| kind == "IPv4-Addr") {
+            return Err(
+                "CONNECTOR_SCOPE has IPv4-Addr, but Iris Enrich (DOMAINTOOLS_PRODUCT=enrich) \
+                 looks up domains only: set CONNECTOR_SCOPE=Domain-Name"
+                    .to_owned(),
+            );
+        }
         let auto = match args.connector_auto {
             Some(auto) => auto,
             None => match file(&["connector", "auto"]) {
@@ -384,6 +402,7 @@ impl ConnectorSettings {
                 marking,
                 ip_domain_limit,
                 confidence: Some(confidence),
+                product,
             },
             username,
             api_key,
@@ -633,6 +652,29 @@ domaintools:
                 "CONNECTOR_LOG_LEVEL",
             ),
             (vec!["--connector-id", ID, "--callback-path", "api"], "PATH"),
+            (
+                vec!["--connector-id", ID, "--listen-protocol", "HTTP"],
+                "CONNECTOR_LISTEN_PROTOCOL",
+            ),
+            (
+                vec!["--connector-id", ID, "--queue-protocol", "kafka"],
+                "CONNECTOR_QUEUE_PROTOCOL",
+            ),
+            (
+                vec!["--connector-id", ID, "--domaintools-product", "hover"],
+                "DOMAINTOOLS_PRODUCT",
+            ),
+            (
+                vec![
+                    "--connector-id",
+                    ID,
+                    "--domaintools-product",
+                    "enrich",
+                    "--connector-scope",
+                    "Domain-Name,IPv4-Addr",
+                ],
+                "looks up domains only",
+            ),
         ] {
             let mut args: Vec<&str> = base.to_vec();
             args.extend(extra);
@@ -668,5 +710,66 @@ domaintools:
         args.config_file = Some(PathBuf::from("/nonexistent/config.yml"));
         let error = ConnectorSettings::resolve(&config, &args).unwrap_err();
         assert!(error.contains("/nonexistent/config.yml"), "{error}");
+    }
+
+    #[test]
+    fn protocols_broker_overrides_and_product() {
+        let (config, args) = parse(&["x", "opencti", "--connector-id", ID]);
+        let yaml = "opencti: {url: 'http://o', token: 't'}";
+        let settings = ConnectorSettings::from_parts(&config, &args, Some(yaml)).unwrap();
+        // pycti's defaults.
+        assert_eq!(settings.listen_protocol, ListenProtocol::Amqp);
+        assert_eq!(settings.queue_protocol, QueueProtocol::Amqp);
+        assert_eq!(settings.enrich.product, IrisProduct::Investigate);
+        assert_eq!(settings.scope, ["Domain-Name", "IPv4-Addr"]);
+        let registered = BrokerConnection {
+            host: "rabbitmq".to_owned(),
+            vhost: "/".to_owned(),
+            use_ssl: false,
+            port: 5672,
+            user: "opencti".to_owned(),
+            pass: Secret::from("from-platform".to_owned()),
+        };
+        let kept = settings.mq.apply(&registered);
+        assert_eq!((kept.host.as_str(), kept.port), ("rabbitmq", 5672));
+
+        let (config, args) = parse(&[
+            "x",
+            "opencti",
+            "--connector-id",
+            ID,
+            "--listen-protocol",
+            "api",
+            "--queue-protocol",
+            "API",
+            "--mq-host",
+            "broker.example",
+            "--mq-port",
+            "5671",
+            "--mq-use-ssl",
+            "true",
+            "--mq-pass",
+            "mq-secret",
+            "--domaintools-product",
+            "enrich",
+        ]);
+        let yaml = "opencti: {url: 'http://o', token: 't'}\nmq: {vhost: 'octi', user: 'connector'}";
+        let settings = ConnectorSettings::from_parts(&config, &args, Some(yaml)).unwrap();
+        assert_eq!(settings.listen_protocol, ListenProtocol::Api);
+        assert_eq!(settings.queue_protocol, QueueProtocol::Api);
+        assert_eq!(settings.enrich.product, IrisProduct::Enrich);
+        assert_eq!(settings.scope, ["Domain-Name"], "Iris Enrich: domains only");
+        let connection = settings.mq.apply(&registered);
+        assert_eq!(connection.host, "broker.example");
+        assert_eq!(connection.port, 5671);
+        assert!(connection.use_ssl);
+        assert_eq!(connection.vhost, "octi");
+        assert_eq!(connection.user, "connector");
+        assert_eq!(connection.pass.expose_secret(), "mq-secret");
+        let debug = format!("{settings:?} {connection:?}");
+        assert!(
+            !debug.contains("mq-secret") && !debug.contains("from-platform"),
+            "{debug}"
+        );
     }
 }

@@ -410,3 +410,37 @@ async fn a_refused_token_stops_the_connector_at_registration() {
     assert!(text.contains("You must be logged in"), "{text}");
     assert!(!text.contains("not-the-token"));
 }
+
+#[tokio::test]
+async fn an_iris_enrich_account_enriches_domains_through_iris_enrich() {
+    let platform = FakeOpencti::start().await;
+    let (fake, dt) = fake_domaintools().await;
+    platform.add_observable("entity-google", "Domain-Name", "google.com", None);
+    let connector = start(
+        settings(&platform, &["--domaintools-product", "enrich"]),
+        &dt.base_url(),
+        USER,
+        KEY,
+    );
+    let uri = platform.callback_uri().await;
+    let register = &platform.calls_to("registerConnector")[0];
+    assert_eq!(
+        register.variables["input"]["scope"],
+        json!(["Domain-Name"]),
+        "Iris Enrich has no IP pivot to offer"
+    );
+    let message = enrichment_message("work-enrich", "entity-google", "Domain-Name").to_string();
+    let (status, _) = post_callback(&uri, Some(TOKEN), &message).await;
+    assert_eq!(status, 202);
+    let processed = platform.processed("work-enrich").await;
+    assert_eq!(
+        processed.variables["inError"], false,
+        "{:?}",
+        processed.variables
+    );
+    assert_eq!(fake.calls_to("/v1/iris-enrich/"), 1);
+    assert_eq!(fake.calls_to("/v1/iris-investigate/"), 0);
+    let bundle = pushed_bundle(&platform, "work-enrich");
+    assert!(bundle["objects"].as_array().unwrap().len() > 10);
+    connector.stop().await.unwrap();
+}

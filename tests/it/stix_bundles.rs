@@ -161,6 +161,7 @@ async fn an_ip_enrichment_marks_relationships_with_the_observables_tlp() {
         marking: Tlp::Green,
         ip_domain_limit: 1,
         confidence: Some(70),
+        ..EnrichSettings::default()
     };
     let observable = Observable::parse("142.251.33.78").unwrap();
     let enrichment = enrich(

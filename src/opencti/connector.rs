@@ -71,22 +71,19 @@ pub async fn run(
     platform.release = release;
     check_release(&settings, release)?;
 
-    let listener = match settings.listen_protocol {
-        ListenProtocol::Api => Some(
-            TcpListener::bind((settings.listen.as_str(), settings.callback_port))
-                .await
-                .with_context(|| {
-                    format!(
-                        "cannot listen on {}:{} for the OpenCTI callback",
-                        settings.listen, settings.callback_port
-                    )
-                })?,
-        ),
+    // Bound in both modes: with AMQP it answers only the health check (the container's
+    // `misp-domaintools healthcheck --port`).
+    let listener = TcpListener::bind((settings.listen.as_str(), settings.callback_port))
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen on {}:{} for the OpenCTI callback and health check",
+                settings.listen, settings.callback_port
+            )
+        })?;
+    let callback_uri = match settings.listen_protocol {
+        ListenProtocol::Api => Some(callback_uri(&settings, listener.local_addr()?)),
         ListenProtocol::Amqp => None,
-    };
-    let callback_uri = match &listener {
-        Some(listener) => Some(callback_uri(&settings, listener.local_addr()?)),
-        None => None,
     };
     let registration = Registration {
         id: settings.connector_id.clone(),
@@ -152,8 +149,8 @@ pub async fn run(
         push,
     });
 
-    match (listener, broker) {
-        (Some(listener), _) => {
+    match (settings.listen_protocol, broker) {
+        (ListenProtocol::Api, _) => {
             let auth = CallbackAuth::new(
                 settings.opencti_token.expose_secret(),
                 registered.jwks.as_ref(),
@@ -164,7 +161,18 @@ pub async fn run(
             }
             serve_callback(listener, &settings, auth, worker, concurrency, stop).await?;
         }
-        (None, Some(broker)) => {
+        (ListenProtocol::Amqp, Some(broker)) => {
+            let mut health_stop = stop.clone();
+            let health = tokio::spawn(
+                axum::serve(
+                    listener,
+                    Router::new().route("/healthcheck", get(healthcheck)),
+                )
+                .with_graceful_shutdown(async move {
+                    let _ = health_stop.wait_for(|stopped| *stopped).await;
+                })
+                .into_future(),
+            );
             let queue = registered.config.listen.clone();
             if queue.is_empty() {
                 anyhow::bail!("OpenCTI registered the connector without a listen queue");
@@ -198,8 +206,9 @@ pub async fn run(
                 },
             )
             .await;
+            health.abort();
         }
-        (None, None) => unreachable!("AMQP listening always has a broker"),
+        (ListenProtocol::Amqp, None) => unreachable!("AMQP listening always has a broker"),
     }
     ping.abort();
     tracing::info!("OpenCTI connector stopped");

@@ -6,10 +6,11 @@ use base64::alphabet;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use base64::Engine as _;
 
-use super::iris_search::{self, Stop};
+use super::iris_search;
 use super::{Context, Input, Module, ModuleError, Reply};
 use crate::misp::Form;
 use crate::pyfmt;
+use domaintools::Stop;
 
 /// The module's registry entry.
 pub const MODULE: Module = Module {
@@ -51,7 +52,8 @@ async fn run(ctx: Context, input: Input) -> Result<Reply, ModuleError> {
     .await?;
     let payload = iris_search::domain_entries(&collected.records);
     let imported = collected.records.len();
-    let note = collected.truncation_note("this search hash", "imported", imported, limit);
+    let note =
+        iris_search::truncation_note(&collected, "this search hash", "imported", imported, limit);
     let (error, comment) = match (&collected.stopped_early, note) {
         (Some(Stop::Failed(_)), note) => (note, None),
         (_, Some(note)) => (None, Some(note)),

@@ -111,6 +111,23 @@ pub enum ModuleError {
     Upstream(#[from] domaintools::Error),
 }
 
+/// How the Iris modules word the problems Iris reports inside a 200 answer (the classic
+/// modules keep the client's own wording, as the reference does).
+pub(crate) fn iris_error(error: domaintools::Error) -> ModuleError {
+    match error {
+        domaintools::Error::LimitExceeded { message } => ModuleError::NoResults(format!(
+            "DomainTools Iris limit exceeded: {}",
+            message
+                .as_deref()
+                .unwrap_or("the query matched too many domains")
+        )),
+        domaintools::Error::Reported { message, .. } => {
+            ModuleError::NoResults(format!("DomainTools Iris: {message}"))
+        }
+        other => ModuleError::Upstream(other),
+    }
+}
+
 /// The request's `config` object, without the `api_key` (which becomes the request's
 /// [`Credentials`] and nothing else), so printing the settings can never show it. MISP sends
 /// every setting as a string or `null`.

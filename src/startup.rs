@@ -65,7 +65,7 @@ pub(crate) fn build_client(
     client_config.cache = CacheConfig {
         ttls: Ttls {
             iris: Duration::from_secs(config.cache_ttl_iris),
-            whois: Duration::from_secs(config.cache_ttl_whois),
+            classic: Duration::from_secs(config.cache_ttl_whois),
             detect: Duration::from_secs(config.cache_ttl_detect),
         },
         max_bytes: config.cache_size_mb.saturating_mul(1024 * 1024),

@@ -5,7 +5,7 @@
 use serde_json::Value;
 
 use super::iris_error;
-use super::iris_hover::lookup_domain;
+use super::iris_record::lookup_domain;
 use super::iris_search;
 use super::{Context, Input, Module, ModuleError, Reply};
 use crate::misp::{Entry, Payload, EXTERNAL_ANALYSIS};

@@ -6,10 +6,10 @@ pub mod classic;
 pub mod historic;
 pub mod iris_detect;
 pub mod iris_enrich;
-pub mod iris_hover;
 pub mod iris_import;
 pub mod iris_investigate;
 pub mod iris_pivot;
+pub mod iris_record;
 pub mod iris_search;
 pub mod pivot;
 

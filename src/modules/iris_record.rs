@@ -1,6 +1,6 @@
-//! The Iris hover mapping shared by DomainTools-Iris-Investigate and DomainTools-Iris-Enrich
-//! (the reference's `iris_hover`): one Iris record becomes MISP entries, in the reference's
-//! order, with its labels, types, comments, tags and both kinds of guided-pivot entry.
+//! One Iris record as MISP entries, shared by DomainTools-Iris-Investigate, -Iris-Enrich and
+//! -Iris-Pivot (the reference's `iris_hover`): in the reference's order, with its labels,
+//! types, comments, tags and both kinds of guided-pivot entry, for hovers and stored results alike.
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;

@@ -227,6 +227,16 @@ impl Client {
         })
     }
 
+    /// How long answers of an endpoint family are cached (zero: not cached, also when the
+    /// cache has no memory and no Redis).
+    pub fn cache_ttl(&self, family: Family) -> Duration {
+        if self.inner.cache.enabled() {
+            self.inner.cache.ttl(family)
+        } else {
+            Duration::ZERO
+        }
+    }
+
     /// The base URL requests go to.
     pub fn base_url(&self) -> &str {
         &self.inner.base_url

@@ -149,8 +149,8 @@ pub async fn run(
         push,
     });
 
-    match (settings.listen_protocol, broker) {
-        (ListenProtocol::Api, _) => {
+    match settings.listen_protocol {
+        ListenProtocol::Api => {
             let auth = CallbackAuth::new(
                 settings.opencti_token.expose_secret(),
                 registered.jwks.as_ref(),
@@ -161,7 +161,14 @@ pub async fn run(
             }
             serve_callback(listener, &settings, auth, worker, concurrency, stop).await?;
         }
-        (ListenProtocol::Amqp, Some(broker)) => {
+        ListenProtocol::Amqp => {
+            let Some(broker) = broker else {
+                anyhow::bail!("AMQP listening without a broker");
+            };
+            let queue = registered.config.listen.clone();
+            if queue.is_empty() {
+                anyhow::bail!("OpenCTI registered the connector without a listen queue");
+            }
             let mut health_stop = stop.clone();
             let health = tokio::spawn(
                 axum::serve(
@@ -173,10 +180,6 @@ pub async fn run(
                 })
                 .into_future(),
             );
-            let queue = registered.config.listen.clone();
-            if queue.is_empty() {
-                anyhow::bail!("OpenCTI registered the connector without a listen queue");
-            }
             let handle_worker = worker.clone();
             amqp::consume(
                 &broker,
@@ -208,7 +211,6 @@ pub async fn run(
             .await;
             health.abort();
         }
-        (ListenProtocol::Amqp, None) => unreachable!("AMQP listening always has a broker"),
     }
     ping.abort();
     tracing::info!("OpenCTI connector stopped");

@@ -5,7 +5,6 @@
 //! elsewhere a missing server skips the test with a notice.
 
 use std::io::Write as _;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -17,16 +16,8 @@ pub const PASS: &str = "octi-broker-SECRET-77";
 
 const SERVER: &str = "/usr/lib/rabbitmq/bin/rabbitmq-server";
 
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|value| value.eq_ignore_ascii_case("true") || value == "1")
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|address| address.port())
-        .expect("a free loopback port")
-}
+use super::child::free_port;
+use super::stix_check::in_ci;
 
 fn epmd() -> Option<PathBuf> {
     let root = Path::new("/usr/lib/erlang");

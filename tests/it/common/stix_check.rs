@@ -11,7 +11,8 @@ use serde_json::Value;
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
-fn in_ci() -> bool {
+/// Whether this is CI (`CI=true`), where a missing outside program fails the test.
+pub fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|value| value.eq_ignore_ascii_case("true") || value == "1")
 }
 

@@ -8,6 +8,9 @@ use serde_json::{json, Map, Value};
 
 use crate::pyfmt;
 
+pub mod stored;
+pub mod validate;
+
 /// The category the reference puts on almost every entry.
 pub const EXTERNAL_ANALYSIS: &str = "External analysis";
 
@@ -187,6 +190,7 @@ fn stored_comment(label: &str, comment: &str) -> String {
 /// be stored under, and each type's default category.
 #[derive(Debug)]
 pub struct Catalogue {
+    categories: HashMap<String, String>,
     categories_of: HashMap<String, HashSet<String>>,
     default_category: HashMap<String, String>,
 }
@@ -197,8 +201,10 @@ pub static CATALOGUE: LazyLock<Catalogue> = LazyLock::new(|| {
         .expect("the bundled describeTypes.json is valid JSON");
     let result = &raw["result"];
     let mut categories_of: HashMap<String, HashSet<String>> = HashMap::new();
+    let mut categories: HashMap<String, String> = HashMap::new();
     if let Some(mappings) = result["category_type_mappings"].as_object() {
         for (category, types) in mappings {
+            categories.insert(category.clone(), category.clone());
             for t in types
                 .as_array()
                 .into_iter()
@@ -219,6 +225,7 @@ pub static CATALOGUE: LazyLock<Catalogue> = LazyLock::new(|| {
         .filter_map(|(t, d)| Some((t.clone(), d["default_category"].as_str()?.to_owned())))
         .collect();
     Catalogue {
+        categories,
         categories_of,
         default_category,
     }
@@ -235,6 +242,18 @@ impl Catalogue {
         self.categories_of
             .get(attribute_type)
             .is_some_and(|c| c.contains(category))
+    }
+
+    /// The catalogue's own spelling of a type, when MISP knows it.
+    pub fn type_name(&'static self, attribute_type: &str) -> Option<&'static str> {
+        self.default_category
+            .get_key_value(attribute_type)
+            .map(|(t, _)| t.as_str())
+    }
+
+    /// The catalogue's own spelling of a category, when MISP knows it.
+    pub fn category_name(&'static self, category: &str) -> Option<&'static str> {
+        self.categories.get(category).map(String::as_str)
     }
 
     /// The category MISP proposes for the type.

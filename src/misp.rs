@@ -29,6 +29,10 @@ pub struct Entry {
     pub tags: Vec<String>,
     /// MISP categories; `None` leaves the key out, as the reference does for a few entries.
     pub categories: Option<Vec<&'static str>>,
+    /// What the stored form stores instead: a guided-pivot note ("ip address (~258 domains
+    /// share this value.)") is no IP address, so the stored form keeps the value it describes
+    /// with the note in its comment.
+    pub stored_as: Option<Box<Entry>>,
 }
 
 impl Entry {
@@ -47,7 +51,14 @@ impl Entry {
             comment: comment.into(),
             tags: dedup_tags(tags.iter().copied()),
             categories: Some(vec![EXTERNAL_ANALYSIS]),
+            stored_as: None,
         }
+    }
+
+    /// Stores `entry` instead of this one in the stored form (the hover form is unchanged).
+    pub fn stored_as(mut self, entry: Entry) -> Self {
+        self.stored_as = Some(Box::new(entry));
+        self
     }
 
     /// Replaces the categories (`None` removes the key).
@@ -140,6 +151,10 @@ pub fn render(entries: &[Entry], form: Form, note: Option<&str>) -> Vec<Value> {
 }
 
 fn render_one(entry: &Entry, form: Form, note: Option<&str>) -> Option<Value> {
+    let entry = match (form, &entry.stored_as) {
+        (Form::Stored, Some(instead)) => instead.as_ref(),
+        _ => entry,
+    };
     let (values, comment) = match form {
         Form::Hover => {
             let mut values = Map::new();

@@ -29,7 +29,7 @@ use domaintools::Client;
 
 use self::metrics::Metrics;
 use crate::misp::Form;
-use crate::modules::{Context, ModuleError, Settings};
+use crate::modules::{Context, ModuleError, Settings, DEMO_NOTE};
 use crate::protocol::{self, DefaultCredentials};
 use crate::registry::Registry;
 
@@ -286,6 +286,15 @@ async fn query_module(
         Err(message) => return ok(protocol::error_json(message)),
     };
     let (reply, outcome) = answer(&state, &name, &request, started).await;
+    let stored = protocol::form(&request) == Form::Stored
+        || state.inner.registry.find(&name).is_some_and(|r| r.is_import());
+    let usage = if stored {
+        protocol::Use::Stored
+    } else {
+        protocol::Use::Hover
+    };
+    let demo_note = state.inner.options.demo.then_some(DEMO_NOTE);
+    let reply = protocol::finish(reply, usage, demo_note);
     let elapsed = started.elapsed().as_secs_f64();
     let elapsed_ms = elapsed * 1000.0;
     // Only registered names become label values: arbitrary request text must not create series.

@@ -173,15 +173,20 @@ fn render_one(entry: &Entry, form: Form, note: Option<&str>) -> Option<Value> {
             (json!([value]), stored_comment(&entry.label, &entry.comment))
         }
     };
+    let types: Vec<&str> = match form {
+        Form::Stored => vec![stored_type(entry, values[0].as_str().unwrap_or_default())],
+        Form::Hover => entry.types.clone(),
+    };
     let comment = match note {
         Some(note) => format!("{note} {comment}"),
         None => comment,
     };
     let mut out = Map::new();
-    out.insert("types".into(), json!(entry.types));
-    let categories = entry.categories.as_deref().map(|categories| {
-        valid_categories(entry.types.first().copied().unwrap_or("text"), categories)
-    });
+    out.insert("types".into(), json!(types));
+    let categories = entry
+        .categories
+        .as_deref()
+        .map(|categories| valid_categories(types.first().copied().unwrap_or("text"), categories));
     out.insert("values".into(), values);
     out.insert("comment".into(), Value::String(comment));
     out.insert("tags".into(), json!(entry.tags));
@@ -189,6 +194,36 @@ fn render_one(entry: &Entry, form: Form, note: Option<&str>) -> Option<Value> {
         out.insert("categories".into(), json!(categories));
     }
     Some(Value::Object(out))
+}
+
+/// The type to store a value under where the reference's label says more than its type: an
+/// SSL certificate hash is `x509-fingerprint-sha1`, an ASN `AS`, a mail server host a
+/// `hostname` (the reference types them all `text`). Value-only corrections, and the check that
+/// the value fits, are the stored-form step's ([`stored::prepare`]).
+fn stored_type(entry: &Entry, value: &str) -> &'static str {
+    let declared = entry.types.first().copied().unwrap_or("text");
+    if declared != "text" {
+        return declared;
+    }
+    let label = entry.label.to_lowercase();
+    let value = value.trim();
+    if label.contains("ssl hash")
+        && value.len() == 40
+        && value.bytes().all(|b| b.is_ascii_hexdigit())
+    {
+        "x509-fingerprint-sha1"
+    } else if label.ends_with("asn")
+        && !value.is_empty()
+        && value.bytes().all(|b| b.is_ascii_digit())
+    {
+        "AS"
+    } else if (label.ends_with("server host") || label.ends_with("mx host"))
+        && validate::is_domain(&value.to_lowercase())
+    {
+        "hostname"
+    } else {
+        "text"
+    }
 }
 
 /// The comment of a stored attribute: the reference's comment, with the hover label in front

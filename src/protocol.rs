@@ -87,6 +87,9 @@ pub fn input(
             Value::String(s) => s.clone(),
             Value::Number(n) => n.to_string(),
             Value::Null if key == "data" => String::new(),
+            // An import's `data` is read by the module that needs it (Iris-Import decodes it;
+            // Iris-Detect ignores it, and DomainTools' own test sends `{"dummy": "data"}`).
+            other if key == "data" => other.to_string(),
             _ => return Err(format!("The \"{key}\" value must be a string.")),
         };
         return Ok(Input {
@@ -264,6 +267,14 @@ mod tests {
             "M does not handle this attribute: it takes domain, hostname."
         );
         assert!(input("M", &inputs, &req(json!({"domain": {"x": 1}}))).is_err());
+        let data = vec!["data".to_owned()];
+        assert_eq!(
+            input("M", &data, &req(json!({"data": {"dummy": "data"}})))
+                .unwrap()
+                .value,
+            r#"{"dummy":"data"}"#,
+            "any import data is accepted; the module decides"
+        );
     }
 
     #[test]

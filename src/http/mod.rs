@@ -287,7 +287,11 @@ async fn query_module(
     };
     let (reply, outcome) = answer(&state, &name, &request, started).await;
     let stored = protocol::form(&request) == Form::Stored
-        || state.inner.registry.find(&name).is_some_and(|r| r.is_import());
+        || state
+            .inner
+            .registry
+            .find(&name)
+            .is_some_and(|r| r.is_import());
     let usage = if stored {
         protocol::Use::Stored
     } else {

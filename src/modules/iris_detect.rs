@@ -469,7 +469,12 @@ pub fn map(domains: &[Value]) -> (Vec<Value>, Vec<String>) {
         let Some(domain) = wd.get("domain").and_then(attribute_value) else {
             continue;
         };
-        entries.push(entry("domain", domain.clone(), &[], None));
+        entries.push(entry(
+            "domain",
+            domain.clone(),
+            &[],
+            Some(domain_comment(wd)),
+        ));
         if let Some(id) = wd.get("id").and_then(attribute_value) {
             ids.push(id);
         }
@@ -492,6 +497,31 @@ pub fn map(domains: &[Value]) -> (Vec<Value>, Vec<String>) {
         }
     }
     (entries, ids)
+}
+
+/// What a watchlist domain's own attribute says about it: the list, when Iris Detect discovered
+/// and last changed it, its risk score and status. (The reply's summary used to be the
+/// import's top-level comment, which MISP put on every domain.)
+fn domain_comment(wd: &Value) -> String {
+    let text = |key: &str| wd.get(key).and_then(attribute_value);
+    let day = |key: &str| text(key).map(|d| d.chars().take(10).collect::<String>());
+    let mut parts = vec![match text("state") {
+        Some(state) => format!("Iris Detect {state} domain"),
+        None => "Iris Detect domain".to_owned(),
+    }];
+    if let Some(discovered) = day("discovered_date") {
+        parts.push(format!("discovered {discovered}"));
+    }
+    if let Some(changed) = day("changed_date") {
+        parts.push(format!("changed {changed}"));
+    }
+    if let Some(score) = text("risk_score") {
+        parts.push(format!("risk score {score}"));
+    }
+    if let Some(status) = text("status") {
+        parts.push(status);
+    }
+    parts.join(", ")
 }
 
 /// A value MISP can store: a non-empty string (numbers are written out), nothing else.
@@ -820,7 +850,8 @@ mod tests {
         assert_eq!(
             entries[0],
             json!({"categories": ["External analysis"], "type": "domain",
-                   "values": "googletydep.com", "tags": ["DomainTools", "Iris Detect"]})
+                   "values": "googletydep.com", "tags": ["DomainTools", "Iris Detect"],
+                   "comment": "Iris Detect new domain, discovered 2025-04-05, changed 2025-04-05, risk score 100, active"})
         );
         assert_eq!(ids[0], "ka0oL0AegW");
         for e in &entries {
@@ -851,7 +882,7 @@ mod tests {
         assert_eq!(
             shown,
             [
-                ("domain", "a.example", "-", "-"),
+                ("domain", "a.example", "Iris Detect domain", "-"),
                 (
                     "domain",
                     "ns1.shared.example",
@@ -865,7 +896,7 @@ mod tests {
                     "Mail Host"
                 ),
                 ("ip-src", "192.0.2.1", "IP a.example", "IP"),
-                ("domain", "b.example", "-", "-"),
+                ("domain", "b.example", "Iris Detect domain", "-"),
                 (
                     "domain",
                     "ns1.shared.example",
@@ -890,7 +921,10 @@ mod tests {
     fn demo_mode_marks_every_entry() {
         let (mut entries, _) = map(&[json!({"domain": "a.example", "ip": [{"ip": "192.0.2.1"}]})]);
         mark_demo(&mut entries);
-        assert_eq!(entries[0]["comment"], DEMO_NOTE);
+        assert_eq!(
+            entries[0]["comment"],
+            format!("{DEMO_NOTE} Iris Detect domain")
+        );
         assert_eq!(entries[1]["comment"], format!("{DEMO_NOTE} IP a.example"));
     }
 

@@ -2,6 +2,9 @@
 //! misp-modules handlers (`/modules`, `/query`, `/healthcheck`, `/version`, `/metrics`).
 
 mod metrics;
+mod misp_modules;
+
+pub use misp_modules::{MispModules, MispModulesConfig};
 
 use std::future::Future;
 use std::future::IntoFuture;
@@ -14,7 +17,7 @@ use tokio::time::Instant;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -53,6 +56,8 @@ pub struct Options {
     /// After a shutdown request, how long in-flight requests may take before the server stops
     /// anyway: a client that never finishes sending its request must not keep it up forever.
     pub shutdown_grace: Duration,
+    /// The misp-modules server to serve beside (`--misp-modules-url`), if any.
+    pub misp_modules: Option<Arc<MispModules>>,
 }
 
 impl Default for Options {
@@ -68,6 +73,7 @@ impl Default for Options {
             // Within Docker's and systemd's default stop timeouts (10 s and 90 s), and longer
             // than MISP waits for any answer (5 s for a hover, 10 s otherwise).
             shutdown_grace: Duration::from_secs(10),
+            misp_modules: None,
         }
     }
 }
@@ -83,7 +89,7 @@ struct Inner {
     registry: Registry,
     client: Client,
     options: Options,
-    metrics: Metrics,
+    metrics: Arc<Metrics>,
 }
 
 impl AppState {
@@ -91,7 +97,7 @@ impl AppState {
     pub fn new(registry: Registry, client: Client, options: Options) -> Self {
         Self {
             inner: Arc::new(Inner {
-                metrics: Metrics::new(client.metrics()),
+                metrics: Arc::new(Metrics::new(client.metrics())),
                 registry,
                 client,
                 options,
@@ -167,6 +173,17 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let grace = state.inner.options.shutdown_grace;
+    // The upstream listing is fetched now and every minute in the background: `/modules`
+    // never waits for misp-modules.
+    let _refresher = state.inner.options.misp_modules.clone().map(|upstream| {
+        tracing::info!(misp_modules = %upstream.shown(), "serving beside misp-modules");
+        let refresher = tokio::spawn(misp_modules::keep_fresh(
+            upstream,
+            state.inner.registry.listing(),
+            state.inner.metrics.clone(),
+        ));
+        AbortOnDrop(refresher)
+    });
     let (requested, shutdown_requested) = oneshot::channel::<()>();
     let shutdown = async move {
         shutdown.await;
@@ -195,6 +212,15 @@ pub async fn serve(
     }
 }
 
+/// Stops a background task when the server stops.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// Completes on Ctrl-C or SIGTERM.
 pub async fn shutdown_signal() {
     let ctrl_c = async {
@@ -219,11 +245,14 @@ pub async fn shutdown_signal() {
 }
 
 async fn list_modules(State(state): State<AppState>) -> Response {
-    (
-        [(header::CONTENT_TYPE, "application/json")],
-        state.inner.registry.listing(),
-    )
-        .into_response()
+    let listing = state
+        .inner
+        .options
+        .misp_modules
+        .as_ref()
+        .and_then(|upstream| upstream.listing())
+        .unwrap_or_else(|| state.inner.registry.listing());
+    ([(header::CONTENT_TYPE, "application/json")], listing).into_response()
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {
@@ -258,6 +287,7 @@ async fn not_found() -> (StatusCode, Json<Value>) {
 /// because MISP hides the body of anything else. Only a body that is not a JSON object is a 400.
 async fn query_module(
     State(state): State<AppState>,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let started = Instant::now();
@@ -285,6 +315,18 @@ async fn query_module(
         Ok(name) => name.to_owned(),
         Err(message) => return ok(protocol::error_json(message)),
     };
+    if let Some(upstream) = &state.inner.options.misp_modules {
+        if state.inner.registry.find(&name).is_none() {
+            let content_type = headers.get(header::CONTENT_TYPE).cloned();
+            let response = upstream
+                .forward(body, content_type, &name, &state.inner.metrics)
+                .await;
+            tracing::info!(module.name = %name, status = response.status().as_u16(),
+                duration_ms = started.elapsed().as_secs_f64() * 1000.0,
+                "query forwarded to misp-modules");
+            return response;
+        }
+    }
     let (reply, outcome) = answer(&state, &name, &request, started).await;
     let stored = protocol::form(&request) == Form::Stored
         || state

@@ -9,13 +9,12 @@ use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::http::{header, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use futures_util::stream;
 use serde_json::Value;
 use url::Url;
 
 use super::metrics::Metrics;
-use crate::protocol;
 
 /// How to reach the misp-modules server.
 #[derive(Clone)]
@@ -170,16 +169,16 @@ impl MispModules {
         Ok((Bytes::from(bytes), count))
     }
 
-    /// Forwards a `/query` body unchanged and streams the answer back: status, content type
-    /// and body as the upstream sent them. An upstream that cannot be reached is an HTTP 200
-    /// error reply naming it, like every other module problem.
+    /// Forwards a `/query` body unchanged and streams the answer back: status, content type,
+    /// length and body as misp-modules sent them. When misp-modules cannot be reached, the
+    /// message for the user (the caller answers it like every other module problem).
     pub(crate) async fn forward(
         &self,
         body: Bytes,
         content_type: Option<HeaderValue>,
         module: &str,
         metrics: &Metrics,
-    ) -> Response {
+    ) -> Result<Response, String> {
         let budget = self.config.budget;
         let mut request = self.http.post(self.endpoint("query")).timeout(budget);
         if let Some(content_type) = content_type {
@@ -191,8 +190,7 @@ impl MispModules {
                 let error = self.transport(error, budget);
                 metrics.misp_modules_query("unreachable");
                 tracing::warn!(module.name = %module, %error, "forwarded query failed");
-                let message = format!("{module} is not served here, and {error}.");
-                return (StatusCode::OK, axum::Json(protocol::error_json(message))).into_response();
+                return Err(format!("{module} is not served here, and {error}."));
             }
         };
         metrics.misp_modules_query("forwarded");
@@ -239,7 +237,7 @@ impl MispModules {
             out.headers_mut()
                 .insert(header::CONTENT_LENGTH, HeaderValue::from(length));
         }
-        out
+        Ok(out)
     }
 
     fn endpoint(&self, path: &str) -> Url {

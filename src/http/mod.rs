@@ -318,27 +318,26 @@ async fn query_module(
     if let Some(upstream) = &state.inner.options.misp_modules {
         if state.inner.registry.find(&name).is_none() {
             let content_type = headers.get(header::CONTENT_TYPE).cloned();
-            let response = upstream
+            let forwarded = upstream
                 .forward(body, content_type, &name, &state.inner.metrics)
                 .await;
-            tracing::info!(module.name = %name, status = response.status().as_u16(),
-                duration_ms = started.elapsed().as_secs_f64() * 1000.0,
-                "query forwarded to misp-modules");
-            return response;
+            let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
+            return match forwarded {
+                Ok(response) => {
+                    let status = response.status().as_u16();
+                    tracing::info!(module.name = %name, status, duration_ms, "query forwarded to misp-modules");
+                    response
+                }
+                Err(message) => ok(protocol::finish(
+                    protocol::error_json(message),
+                    usage_of(&state, &name, &request),
+                    None,
+                )),
+            };
         }
     }
     let (reply, outcome) = answer(&state, &name, &request, started).await;
-    let stored = protocol::form(&request) == Form::Stored
-        || state
-            .inner
-            .registry
-            .find(&name)
-            .is_some_and(|r| r.is_import());
-    let usage = if stored {
-        protocol::Use::Stored
-    } else {
-        protocol::Use::Hover
-    };
+    let usage = usage_of(&state, &name, &request);
     let demo_note = state.inner.options.demo.then_some(DEMO_NOTE);
     let reply = protocol::finish(reply, usage, demo_note);
     let elapsed = started.elapsed().as_secs_f64();
@@ -359,6 +358,25 @@ async fn query_module(
         }
     }
     ok(reply)
+}
+
+/// Whether MISP stores the reply (an `event_id`, or an import module) or shows it in a hover.
+fn usage_of(
+    state: &AppState,
+    name: &str,
+    request: &serde_json::Map<String, Value>,
+) -> protocol::Use {
+    let stored = protocol::form(request) == Form::Stored
+        || state
+            .inner
+            .registry
+            .find(name)
+            .is_some_and(|r| r.is_import());
+    if stored {
+        protocol::Use::Stored
+    } else {
+        protocol::Use::Hover
+    }
 }
 
 /// Runs the module for one request and says how it went ("ok", "error", "timeout", "panic").

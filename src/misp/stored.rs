@@ -261,15 +261,9 @@ fn corrected_type(declared: &str, value: &str) -> &'static str {
     let lower = trimmed.to_lowercase();
     let registrable = || registrable_domain(&lower).is_some_and(|d| d == lower);
     match declared {
-        // A registrable domain is a domain; a name under one is a host.
+        // A registrable domain is a domain. (Not the reverse: a name DomainTools calls a
+        // domain may be registered under a private suffix such as sa.com.)
         "hostname" if validate::is_domain(&lower) && registrable() => "domain",
-        "domain"
-            if validate::is_domain(&lower)
-                && registrable_domain(&lower).is_some()
-                && !registrable() =>
-        {
-            "hostname"
-        }
         // Parsed Whois gives every field of the registrar block the registrar's type.
         "whois-registrar" => {
             if validate::is_email(&lower) && !trimmed.contains(' ') {
@@ -427,7 +421,12 @@ mod tests {
             vec![
                 entry("hostname", "google.com", "Mx Domain", &[]),
                 entry("hostname", "NS1.GOOGLE.COM", "name server", &[]),
-                entry("domain", "ns1.dns-33.example.com", "Name Server", &[]),
+                entry(
+                    "domain",
+                    "googleusercontente.sa.com",
+                    "Iris Detect domain",
+                    &[],
+                ),
                 entry(
                     "whois-registrar",
                     "+1.2086851750",
@@ -461,7 +460,7 @@ mod tests {
             [
                 "domain",
                 "hostname",
-                "hostname",
+                "domain",
                 "phone-number",
                 "email",
                 "text",
@@ -490,7 +489,7 @@ mod tests {
         assert_eq!(out.len(), 1, "an empty value stores nothing");
         assert_eq!(
             out[0],
-            json!({"type": "hostname", "values": "a.example.com", "comment": "x", "tags": ["DomainTools", "Iris Detect"]})
+            json!({"type": "domain", "values": "a.example.com", "comment": "x", "tags": ["DomainTools", "Iris Detect"]})
         );
     }
 

@@ -72,6 +72,11 @@ pub fn refusals(results: &[Value]) -> Vec<String> {
             })
             .unwrap_or_default();
         for value in values(result) {
+            // `handleModuleResult` drops what PHP's `empty()` calls empty ("" and "0") before
+            // anything is validated: lost, but not refused.
+            if value.is_empty() || value == "0" {
+                continue;
+            }
             let normalized = validate::normalize(&attribute_type, &value);
             let problem = if !CATALOGUE.has_type(&attribute_type) {
                 Some(Refusal::UnknownType.to_string())

@@ -230,12 +230,11 @@ pub fn is_email(value: &str) -> bool {
     if value.contains('\n') {
         return false;
     }
-    let mut chars = value.char_indices();
-    let Some((_, _first)) = chars.next() else {
+    // `.`: the first character, whatever it is.
+    let Some(first) = value.chars().next() else {
         return false;
     };
-    let rest_start = value.chars().next().map_or(0, char::len_utf8);
-    let rest = &value[rest_start..];
+    let rest = &value[first.len_utf8()..];
     // PCRE's \s: space, \t, \n, \x0B, \f, \r (no Unicode spaces without /u).
     let is_space = |c: char| matches!(c, ' ' | '\t' | '\n' | '\x0B' | '\x0C' | '\r');
     for (i, c) in rest.char_indices() {

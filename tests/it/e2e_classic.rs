@@ -655,7 +655,7 @@ async fn inputs_without_a_classic_lookup_get_clear_errors_and_no_call() {
         let reply = h.ask(module, attribute_type, value, json!({})).await;
         assert_eq!(
             reply,
-            crate::common::hover_error(&error),
+            crate::common::hover_error(error),
             "{module} {attribute_type}"
         );
     }

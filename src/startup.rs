@@ -9,7 +9,7 @@ use domaintools::{CacheConfig, Client, ClientConfig, Credentials, Proxy, Ttls};
 
 use crate::config::{Config, RateLimitMode};
 use crate::demo::{self, DemoApi};
-use crate::http::{AppState, MispModules, MispModulesConfig, Options};
+use crate::http::{AppState, MispModules, MispModulesConfig, Options, ReplyCacheConfig};
 use crate::protocol::DefaultCredentials;
 use crate::registry;
 
@@ -42,6 +42,10 @@ pub(crate) fn build_state(
                 .map_err(anyhow::Error::msg)?,
             )),
             None => None,
+        },
+        reply_cache: ReplyCacheConfig {
+            ttl: Duration::from_secs(config.reply_cache_ttl),
+            max_bytes: config.reply_cache_size_mb.saturating_mul(1024 * 1024),
         },
         ..Options::default()
     };
@@ -76,7 +80,7 @@ pub(crate) fn build_client(
     client_config.cache = CacheConfig {
         ttls: Ttls {
             iris: Duration::from_secs(config.cache_ttl_iris),
-            whois: Duration::from_secs(config.cache_ttl_whois),
+            classic: Duration::from_secs(config.cache_ttl_whois),
             detect: Duration::from_secs(config.cache_ttl_detect),
         },
         max_bytes: config.cache_size_mb.saturating_mul(1024 * 1024),

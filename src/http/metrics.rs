@@ -18,6 +18,11 @@ struct ModuleOutcome {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Lookup {
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct Module {
     module: &'static str,
 }
@@ -37,6 +42,7 @@ pub(crate) struct Metrics {
     misp_modules_listed: Gauge,
     listing_failures: Counter,
     forwarded_queries: Family<Outcome, Counter>,
+    reply_cache: Family<Lookup, Counter>,
 }
 
 impl Metrics {
@@ -79,6 +85,12 @@ impl Metrics {
             "Queries for modules not served here, forwarded to --misp-modules-url, by outcome",
             forwarded_queries.clone(),
         );
+        let reply_cache = Family::<Lookup, Counter>::default();
+        registry.register(
+            "misp_domaintools_reply_cache_lookups",
+            "Rendered replies looked up before running a module, by result (hit, miss)",
+            reply_cache.clone(),
+        );
         client.register(&mut registry);
         Self {
             registry,
@@ -88,6 +100,7 @@ impl Metrics {
             misp_modules_listed,
             listing_failures,
             forwarded_queries,
+            reply_cache,
         }
     }
 
@@ -117,6 +130,12 @@ impl Metrics {
         self.forwarded_queries
             .get_or_create(&Outcome { outcome })
             .inc();
+    }
+
+    /// Counts a reply-cache lookup of a reply that could be kept.
+    pub(crate) fn reply_cache(&self, hit: bool) {
+        let result = if hit { "hit" } else { "miss" };
+        self.reply_cache.get_or_create(&Lookup { result }).inc();
     }
 
     /// The OpenMetrics text exposition.

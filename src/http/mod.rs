@@ -3,8 +3,10 @@
 
 mod metrics;
 mod misp_modules;
+mod replies;
 
 pub use misp_modules::{MispModules, MispModulesConfig};
+pub use replies::ReplyCacheConfig;
 
 use std::future::Future;
 use std::future::IntoFuture;
@@ -31,6 +33,7 @@ use tower_http::trace::TraceLayer;
 use domaintools::Client;
 
 use self::metrics::Metrics;
+use self::replies::ReplyCache;
 use crate::misp::Form;
 use crate::modules::{Context, ModuleError, Settings, DEMO_NOTE};
 use crate::protocol::{self, DefaultCredentials};
@@ -58,6 +61,8 @@ pub struct Options {
     pub shutdown_grace: Duration,
     /// The misp-modules server to serve beside (`--misp-modules-url`), if any.
     pub misp_modules: Option<Arc<MispModules>>,
+    /// The cache of rendered replies in front of the modules.
+    pub reply_cache: ReplyCacheConfig,
 }
 
 impl Default for Options {
@@ -74,6 +79,7 @@ impl Default for Options {
             // than MISP waits for any answer (5 s for a hover, 10 s otherwise).
             shutdown_grace: Duration::from_secs(10),
             misp_modules: None,
+            reply_cache: ReplyCacheConfig::OFF,
         }
     }
 }
@@ -90,6 +96,7 @@ struct Inner {
     client: Client,
     options: Options,
     metrics: Arc<Metrics>,
+    replies: Option<ReplyCache>,
 }
 
 impl AppState {
@@ -98,6 +105,7 @@ impl AppState {
         Self {
             inner: Arc::new(Inner {
                 metrics: Arc::new(Metrics::new(client.metrics())),
+                replies: ReplyCache::new(options.reply_cache),
                 registry,
                 client,
                 options,
@@ -305,6 +313,30 @@ async fn query_module(
             )));
         }
     };
+    let reply_key = state
+        .inner
+        .replies
+        .as_ref()
+        .map(|_| ReplyCache::key(&body, state.inner.options.demo));
+    if let Some(hit) = reply_key
+        .as_ref()
+        .zip(state.inner.replies.as_ref())
+        .and_then(|(key, replies)| replies.get(key))
+    {
+        state.inner.metrics.reply_cache(true);
+        state
+            .inner
+            .metrics
+            .query(hit.module, "ok", started.elapsed().as_secs_f64());
+        tracing::info!(
+            module.name = hit.module,
+            outcome = "ok",
+            cached = true,
+            duration_ms = started.elapsed().as_secs_f64() * 1000.0,
+            "query answered"
+        );
+        return json_bytes(hit.body);
+    }
     let request = match protocol::parse_body(&body) {
         Ok(request) => request,
         Err(message) => {
@@ -357,7 +389,26 @@ async fn query_module(
             tracing::info!(module.name = %name, outcome, duration_ms = elapsed_ms, "query answered")
         }
     }
-    ok(reply)
+    let lifetime = state.inner.registry.find(&name).and_then(|r| {
+        r.module
+            .replies_live_as
+            .map(|family| (r.module.name, family))
+    });
+    match (state.inner.replies.as_ref(), reply_key, lifetime) {
+        (Some(replies), Some(key), Some((module, family))) if outcome == "ok" => {
+            state.inner.metrics.reply_cache(false);
+            // Serialised once: the bytes served now are the bytes a hit will serve.
+            let body = Bytes::from(serde_json::to_vec(&reply).unwrap_or_default());
+            replies.put(
+                key,
+                module,
+                body.clone(),
+                state.inner.client.cache_ttl(family),
+            );
+            json_bytes(body)
+        }
+        _ => ok(reply),
+    }
 }
 
 /// Whether MISP stores the reply (an `event_id`, or an import module) or shows it in a hover.
@@ -467,4 +518,9 @@ const HARD_STOP_GRACE: Duration = Duration::from_millis(200);
 
 fn ok(body: Value) -> Response {
     (StatusCode::OK, Json(body)).into_response()
+}
+
+/// A 200 answer of JSON bytes made earlier (what `Json` would send for the same value).
+fn json_bytes(body: Bytes) -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }

@@ -227,6 +227,16 @@ impl Client {
         })
     }
 
+    /// How long answers of an endpoint family are cached (zero: not cached, also when the
+    /// cache has no memory and no Redis).
+    pub fn cache_ttl(&self, family: Family) -> Duration {
+        if self.inner.cache.enabled() {
+            self.inner.cache.ttl(family)
+        } else {
+            Duration::ZERO
+        }
+    }
+
     /// The base URL requests go to.
     pub fn base_url(&self) -> &str {
         &self.inner.base_url
@@ -246,20 +256,13 @@ impl Client {
         self.call(caller, Method::GET, "/v1/account", &[]).await
     }
 
-    /// `POST /v1/iris-investigate/` with the given search parameters (`domain`, `ip`,
-    /// `search_hash`, `position`, …), sent as a form like the official client does.
-    pub async fn iris_investigate(
+    /// The Iris Enrich answer for up to 100 domains, in-band problems included (see
+    /// [`Client::iris_enrich`]).
+    pub(crate) async fn enrich_answer(
         &self,
         caller: Caller<'_>,
-        params: &[(&str, &str)],
+        domains: &[&str],
     ) -> Result<IrisResponse> {
-        self.call(caller, Method::POST, "/v1/iris-investigate/", params)
-            .await
-    }
-
-    /// `POST /v1/iris-enrich/` for up to 100 domains. A single domain joins the lookups of
-    /// other requests made within the batch window, so concurrent hovers cost one call.
-    pub async fn iris_enrich(&self, caller: Caller<'_>, domains: &[&str]) -> Result<IrisResponse> {
         if domains.is_empty() || domains.len() > 100 {
             return Err(Error::InvalidInput(format!(
                 "Iris Enrich takes 1 to 100 domains per call, not {}",

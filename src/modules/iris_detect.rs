@@ -2,6 +2,8 @@
 //! MISP event, with the reference's import form (userConfig), its own entry shape, offset
 //! paging up to `results_limit`, and the optional "blocked" escalation of new domains.
 
+use std::collections::HashMap;
+
 use serde_json::{json, Map, Value};
 
 use super::{Context, Input, Module, ModuleError, Reply, Settings, DEMO_NOTE};
@@ -309,7 +311,8 @@ async fn run(ctx: Context, _input: Input) -> Result<Reply, ModuleError> {
     // The import's `data` is empty (the form has no paste box): only the settings matter.
     let settings = DetectSettings::from_settings(&ctx.settings)?;
     let listing = read_pages(&ctx, &settings).await?;
-    let (mut results, ids) = map(&listing.domains);
+    let terms = monitored_terms(&ctx, &listing.domains).await;
+    let (mut results, ids) = map_with_terms(&listing.domains, &terms);
     if results.is_empty() {
         return Err(ModuleError::NoResults("No results found.".into()));
     }
@@ -464,6 +467,35 @@ async fn escalate(ctx: &Context, ids: &[String]) -> Result<usize, domaintools::E
 /// own shape (`type` and a string `values`) and are not de-duplicated, as in the reference.
 /// Also returns the watchlist ids of the mapped domains, for the escalation.
 pub fn map(domains: &[Value]) -> (Vec<Value>, Vec<String>) {
+    map_with_terms(domains, &HashMap::new())
+}
+
+/// The monitored terms (by monitor id) of the monitors that found `domains`: one call when
+/// any domain names a monitor. Only the comments need them, so a failure costs the terms, not
+/// the import.
+async fn monitored_terms(ctx: &Context, domains: &[Value]) -> HashMap<String, String> {
+    let named = domains.iter().any(|wd| {
+        wd.get("monitor_ids")
+            .and_then(Value::as_array)
+            .is_some_and(|ids| !ids.is_empty())
+    });
+    if !named {
+        return HashMap::new();
+    }
+    match ctx.client.iris_detect_monitors(ctx.caller()).await {
+        Ok(monitors) => monitors.into_iter().collect(),
+        Err(error) => {
+            tracing::warn!(%error, "Iris Detect monitors unavailable; domains are imported without their monitored terms");
+            HashMap::new()
+        }
+    }
+}
+
+/// [`map`], with each domain's comment naming the monitored terms that found it.
+pub fn map_with_terms(
+    domains: &[Value],
+    terms: &HashMap<String, String>,
+) -> (Vec<Value>, Vec<String>) {
     let mut entries = Vec::new();
     let mut ids = Vec::new();
     for wd in domains {
@@ -474,7 +506,7 @@ pub fn map(domains: &[Value]) -> (Vec<Value>, Vec<String>) {
             "domain",
             domain.clone(),
             &[],
-            Some(domain_comment(wd)),
+            Some(domain_comment(wd, terms)),
         ));
         if let Some(id) = wd.get("id").and_then(attribute_value) {
             ids.push(id);
@@ -503,7 +535,7 @@ pub fn map(domains: &[Value]) -> (Vec<Value>, Vec<String>) {
 /// What a watchlist domain's own attribute says about it: the list, when Iris Detect discovered
 /// and last changed it, its risk score and status. (The reply's summary used to be the
 /// import's top-level comment, which MISP put on every domain.)
-fn domain_comment(wd: &Value) -> String {
+fn domain_comment(wd: &Value, terms: &HashMap<String, String>) -> String {
     let text = |key: &str| wd.get(key).and_then(attribute_value);
     let day = |key: &str| text(key).map(|d| d.chars().take(10).collect::<String>());
     let mut parts = vec![match text("state") {
@@ -521,6 +553,14 @@ fn domain_comment(wd: &Value) -> String {
     }
     if let Some(status) = text("status") {
         parts.push(status);
+    }
+    let found_by: Vec<&str> = pyfmt::list(wd, "monitor_ids")
+        .iter()
+        .filter_map(Value::as_str)
+        .filter_map(|id| terms.get(id).map(String::as_str))
+        .collect();
+    if !found_by.is_empty() {
+        parts.push(format!("monitored term {}", found_by.join(", ")));
     }
     parts.join(", ")
 }

@@ -545,7 +545,7 @@ async fn detect_default_form_imports_one_page_of_new_domains() {
         results[0],
         json!({"categories": ["External analysis"], "type": "domain", "values": "googletydep.com",
                "tags": ["DomainTools", "Iris Detect"],
-               "comment": "Iris Detect new domain, discovered 2025-04-05, changed 2025-04-05, risk score 100, active"})
+               "comment": "Iris Detect new domain, discovered 2025-04-05, changed 2025-04-05, risk score 100, active, monitored term google"})
     );
     assert!(results[..100]
         .iter()

@@ -192,6 +192,7 @@ async fn an_import_summary_is_one_comment_attribute_not_every_attributes_comment
             "{comment}"
         );
         assert!(comment.contains("risk score "), "{comment}");
+        assert!(comment.ends_with(", monitored term google"), "{comment}");
     }
 }
 

@@ -2,7 +2,6 @@
 //! free loopback port, for the tests of `--misp-modules-url`. Required in CI (`CI=true`);
 //! elsewhere a missing venv skips those tests with a notice.
 
-use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -26,31 +25,17 @@ impl Drop for RealMispModules {
     }
 }
 
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|value| value.eq_ignore_ascii_case("true") || value == "1")
-}
-
 fn executable() -> PathBuf {
     let venv = std::env::var("MISP_MODULES_VENV").unwrap_or_else(|_| DEFAULT_VENV.to_owned());
     PathBuf::from(venv).join("bin").join("misp-modules")
 }
 
 fn unavailable(reason: &str) -> Option<RealMispModules> {
-    assert!(
-        !in_ci(),
-        "CI=true but misp-modules cannot run: {reason} (.ci/run creates the venv with \
-         `python3 -m venv {DEFAULT_VENV} && {DEFAULT_VENV}/bin/pip install misp-modules==…`)"
+    super::missing(
+        "misp-modules",
+        reason,
+        &format!("`python3 -m venv {DEFAULT_VENV} && {DEFAULT_VENV}/bin/pip install misp-modules==3.1.1`"),
     );
-    let notice = format!(
-        "NOTICE: misp-modules test skipped: {reason}; create the venv with \
-         `python3 -m venv {DEFAULT_VENV} && {DEFAULT_VENV}/bin/pip install misp-modules`"
-    );
-    match std::fs::OpenOptions::new().write(true).open("/dev/stderr") {
-        Ok(mut stderr) => {
-            let _ = writeln!(stderr, "{notice}");
-        }
-        Err(_) => eprintln!("{notice}"),
-    }
     None
 }
 

@@ -165,6 +165,21 @@ pub struct Config {
     #[arg(long, env = "MISP_DOMAINTOOLS_QUERY_BUDGET", default_value_t = 9.5)]
     pub query_budget: f64,
 
+    /// The misp-modules server to serve beside (e.g. http://127.0.0.1:6666): /modules lists
+    /// its modules with ours (ours win a name clash), and /query for a module not served here
+    /// is forwarded to it unchanged. MISP has one module server URL, so this keeps
+    /// misp-modules' own modules (workflows, csvimport, …) working.
+    #[arg(long, env = "MISP_DOMAINTOOLS_MISP_MODULES_URL")]
+    pub misp_modules_url: Option<url::Url>,
+
+    /// Seconds a query forwarded to --misp-modules-url may take (misp-modules' own default).
+    #[arg(
+        long,
+        env = "MISP_DOMAINTOOLS_MISP_MODULES_BUDGET",
+        default_value_t = 300.0
+    )]
+    pub misp_modules_budget: f64,
+
     /// Do not serve GET /metrics.
     #[arg(long, env = "MISP_DOMAINTOOLS_DISABLE_METRICS")]
     pub disable_metrics: bool,

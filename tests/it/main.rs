@@ -13,6 +13,8 @@ mod golden_classic;
 mod golden_iris;
 mod http_api;
 mod iris_modules_e2e;
+mod misp_modules;
+mod misp_stored;
 mod misp_validity;
 mod opencti_amqp;
 mod opencti_connector;

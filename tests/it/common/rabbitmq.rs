@@ -17,7 +17,7 @@ pub const PASS: &str = "octi-broker-SECRET-77";
 const SERVER: &str = "/usr/lib/rabbitmq/bin/rabbitmq-server";
 
 use super::child::free_port;
-use super::stix_check::in_ci;
+use super::in_ci;
 
 fn epmd() -> Option<PathBuf> {
     let root = Path::new("/usr/lib/erlang");

@@ -2,7 +2,6 @@
 //! consumer parses it and recomputes every id. Required in CI (`CI=true`); elsewhere a missing
 //! python3 or stix2 skips the check with a notice, so a laptop without Python can still test.
 
-use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -11,28 +10,8 @@ use serde_json::Value;
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
-/// Whether this is CI (`CI=true`), where a missing outside program fails the test.
-pub fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|value| value.eq_ignore_ascii_case("true") || value == "1")
-}
-
 fn unavailable(reason: &str) -> Option<Value> {
-    assert!(
-        !in_ci(),
-        "CI=true but the stix2 check cannot run: {reason} (.ci/run installs it with \
-         `python3 -m pip install stix2`)"
-    );
-    let notice = format!(
-        "NOTICE: stix2 check skipped: {reason}; install it with `python3 -m pip install stix2`"
-    );
-    // The test harness captures what passing tests print, and a skipped check must be seen:
-    // write to the process's own stderr where the system offers it.
-    match std::fs::OpenOptions::new().write(true).open("/dev/stderr") {
-        Ok(mut stderr) => {
-            let _ = writeln!(stderr, "{notice}");
-        }
-        Err(_) => eprintln!("{notice}"),
-    }
+    super::missing("stix2", reason, "`python3 -m pip install stix2`");
     None
 }
 
@@ -102,19 +81,11 @@ fn run_script(script: &str, package: &str, args: &[PathBuf]) -> Option<(Value, b
 }
 
 fn skipped<T>(package: &str, reason: &str) -> Option<T> {
-    assert!(
-        !in_ci(),
-        "CI=true but a check cannot run: {reason} (.ci/run installs it with \
-         `python3 -m pip install {package}`)"
+    super::missing(
+        package,
+        reason,
+        &format!("`python3 -m pip install {package}`"),
     );
-    let notice =
-        format!("NOTICE: {package} check skipped: {reason}; `python3 -m pip install {package}`");
-    match std::fs::OpenOptions::new().write(true).open("/dev/stderr") {
-        Ok(mut stderr) => {
-            let _ = writeln!(stderr, "{notice}");
-        }
-        Err(_) => eprintln!("{notice}"),
-    }
     None
 }
 

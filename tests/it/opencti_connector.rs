@@ -5,16 +5,15 @@
 use crate::common::opencti::{
     enrichment_message, post_callback, settings, start, FakeOpencti, CONNECTOR_ID, TOKEN,
 };
-use crate::common::server::{KEY, USER};
+use crate::common::server::{TestFake, TestServer, KEY, USER};
 use crate::common::stix_check::check_with_stix2;
-use domaintools_fake::{FakeApi, Fault, RunningFake};
+use domaintools_fake::{FakeApi, Fault};
 use misp_domaintools::stix::{ids, Tlp};
 use serde_json::{json, Value};
 
-async fn fake_domaintools() -> (FakeApi, RunningFake) {
-    let fake = FakeApi::new().with_user(USER, KEY);
-    let running = fake.spawn().await.unwrap();
-    (fake, running)
+async fn fake_domaintools() -> (FakeApi, TestFake) {
+    let running = TestServer::builder().start_fake().await;
+    (running.fake.clone(), running)
 }
 
 /// The bundle of the only push about `work_id`.

@@ -162,7 +162,7 @@ async fn an_ip_enrichment_marks_relationships_with_the_observables_tlp() {
     };
     let observable = Observable::parse("142.251.33.78").unwrap();
     let enrichment = enrich(
-        &client,
+        client,
         caller,
         &observable,
         &settings,

@@ -238,8 +238,9 @@ async fn the_request_timeout_is_honoured() {
 
 #[tokio::test]
 async fn upstream_failures_are_readable_and_never_leak_the_key() {
+    // The 503 last: after it the client rightly paces the account (2 s a call, tested in
+    // reliability_faults.rs), which would only make every later fault here wait its turn.
     let cases: Vec<(Fault, &str)> = vec![
-        (Fault::RateLimited, "DomainTools API error 503: You have exceeded the maximum number of requests per minute allowed under your service level (/min)."),
         (Fault::Status { status: 404, message: "We have no recent WHOIS information available for this domain/IP Address.".into() },
          "DomainTools API error 404: We have no recent WHOIS information available for this domain/IP Address."),
         (Fault::NonJson { status: 500, body: "oops not json".into() }, "DomainTools API error 500: Internal Server Error"),
@@ -247,6 +248,7 @@ async fn upstream_failures_are_readable_and_never_leak_the_key() {
         (Fault::WrongShape, "the DomainTools API sent an answer that could not be read (/v1/iris-investigate/: unexpected shape"),
         (Fault::LimitExceeded, "DomainTools Iris limit exceeded: Maximum 5000 returned - you may need to refine your query."),
         (Fault::CutBody, "the connection to the DomainTools API failed"),
+        (Fault::RateLimited, "DomainTools API error 503: You have exceeded the maximum number of requests per minute allowed under your service level (/min)."),
     ];
     let server = TestServer::start().await;
     for (fault, expected) in cases {

@@ -34,7 +34,7 @@ const MAX_ERROR_LEN: usize = 300;
 
 /// A failed platform call. No variant holds the token.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum PlatformError {
+pub(crate) enum PlatformError {
     /// The platform could not be reached, or the connection broke.
     #[error("OpenCTI could not be reached ({0})")]
     Transport(String),
@@ -56,7 +56,7 @@ pub enum PlatformError {
 
 impl PlatformError {
     /// Whether trying again later may help (the platform starting or restarting).
-    pub fn is_transient(&self) -> bool {
+    pub(crate) fn is_transient(&self) -> bool {
         match self {
             PlatformError::Transport(_) => true,
             PlatformError::Status { status, .. } => *status >= 500 || *status == 429,
@@ -67,7 +67,7 @@ impl PlatformError {
 
 /// What registration returns that the connector uses.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
-pub struct Registered {
+pub(crate) struct Registered {
     /// The connector's id as the platform knows it.
     #[serde(default)]
     pub id: String,
@@ -82,7 +82,7 @@ pub struct Registered {
 /// A marking of an observable, as the platform describes it.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
 #[serde(default)]
-pub struct Marking {
+pub(crate) struct Marking {
     /// `marking-definition--…`
     pub standard_id: Option<String>,
     /// "TLP", "PAP", or an organization's own type.
@@ -94,7 +94,7 @@ pub struct Marking {
 /// An observable read from the platform.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
 #[serde(default)]
-pub struct PlatformObservable {
+pub(crate) struct PlatformObservable {
     /// Internal id.
     pub id: Option<String>,
     /// STIX id.
@@ -105,12 +105,12 @@ pub struct PlatformObservable {
     pub observable_value: Option<String>,
     /// Its markings.
     #[serde(rename = "objectMarking")]
-    pub object_marking: Option<Vec<Marking>>,
+    pub(crate) object_marking: Option<Vec<Marking>>,
 }
 
 /// A GraphQL client for one platform, with the connector's token.
 #[derive(Clone)]
-pub struct Platform {
+pub(crate) struct Platform {
     http: reqwest::Client,
     endpoint: String,
     token: Secret,
@@ -146,7 +146,7 @@ impl Platform {
     }
 
     /// The same client, with every call made inside `draft_id` (none when empty).
-    pub fn in_draft(&self, draft_id: Option<&str>) -> Self {
+    pub(crate) fn in_draft(&self, draft_id: Option<&str>) -> Self {
         let mut platform = self.clone();
         platform.draft_id = draft_id
             .filter(|draft| !draft.trim().is_empty())
@@ -242,14 +242,18 @@ impl Platform {
     }
 
     /// `workEdit { toReceived }`.
-    pub async fn work_received(&self, work_id: &str, message: &str) -> Result<(), PlatformError> {
+    pub(crate) async fn work_received(
+        &self,
+        work_id: &str,
+        message: &str,
+    ) -> Result<(), PlatformError> {
         self.query(TO_RECEIVED, json!({ "id": work_id, "message": message }))
             .await
             .map(drop)
     }
 
     /// `workEdit { toProcessed }`.
-    pub async fn work_processed(
+    pub(crate) async fn work_processed(
         &self,
         work_id: &str,
         message: &str,
@@ -265,7 +269,7 @@ impl Platform {
 
     /// `stixCyberObservable(id)`: `None` when the platform returns nothing (unknown, or not
     /// visible to the connector's user).
-    pub async fn read_observable(
+    pub(crate) async fn read_observable(
         &self,
         id: &str,
     ) -> Result<Option<PlatformObservable>, PlatformError> {
@@ -280,7 +284,7 @@ impl Platform {
 
     /// `stixBundlePush`: the platform queues the bundle for its workers and counts it against
     /// the work, as pycti does with `CONNECTOR_QUEUE_PROTOCOL=api`.
-    pub async fn push_bundle(
+    pub(crate) async fn push_bundle(
         &self,
         connector_id: &str,
         bundle: &str,

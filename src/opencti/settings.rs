@@ -13,11 +13,11 @@ use crate::config::{Config, OpenctiArgs, Secret};
 use crate::stix::{EnrichSettings, ObservableKind, Tlp};
 
 /// pycti's default callback port.
-pub const DEFAULT_CALLBACK_PORT: u16 = 7070;
+pub(crate) const DEFAULT_CALLBACK_PORT: u16 = 7070;
 /// pycti's default callback path.
-pub const DEFAULT_CALLBACK_PATH: &str = "/api/callback";
+pub(crate) const DEFAULT_CALLBACK_PATH: &str = "/api/callback";
 /// How often pycti pings the platform; it marks a connector inactive after 5 minutes.
-pub const PING_INTERVAL: Duration = Duration::from_secs(40);
+pub(crate) const PING_INTERVAL: Duration = Duration::from_secs(40);
 /// The file read when no other is named, like the Python connector's.
 const DEFAULT_CONFIG_FILE: &str = "config.yml";
 
@@ -25,11 +25,11 @@ const DEFAULT_CONFIG_FILE: &str = "config.yml";
 #[derive(Debug, Clone)]
 pub struct ConnectorSettings {
     /// Base URL of the platform (no trailing slash); GraphQL is at `<url>/graphql`.
-    pub opencti_url: String,
+    pub(crate) opencti_url: String,
     /// The connector user's token: sent to the platform, expected on callbacks.
     pub opencti_token: Secret,
     /// The connector's id (a UUID).
-    pub connector_id: String,
+    pub(crate) connector_id: String,
     /// Its display name.
     pub name: String,
     /// Entity types it enriches, as OpenCTI names them.
@@ -37,9 +37,9 @@ pub struct ConnectorSettings {
     /// Enrich new observables without being asked.
     pub auto: bool,
     /// Log filter for this mode, when set.
-    pub log_level: Option<String>,
+    pub(crate) log_level: Option<String>,
     /// Most restrictive TLP sent to DomainTools.
-    pub max_tlp: Tlp,
+    pub(crate) max_tlp: Tlp,
     /// Marking, IP domain limit and confidence of the enrichment.
     pub enrich: EnrichSettings,
     /// DomainTools API username.
@@ -49,20 +49,20 @@ pub struct ConnectorSettings {
     /// Base URL the worker posts to; `None`: `http://127.0.0.1:<bound port>`.
     pub callback_uri: Option<String>,
     /// Path of the callback, starting with `/`.
-    pub callback_path: String,
+    pub(crate) callback_path: String,
     /// Address the callback listens on.
     pub listen: String,
     /// Port the callback listens on (0: any free port, for tests).
-    pub callback_port: u16,
+    pub(crate) callback_port: u16,
     /// Interval between pings.
     pub ping_interval: Duration,
     /// Enrichments processed at the same time.
-    pub concurrency: usize,
+    pub(crate) concurrency: usize,
 }
 
 impl ConnectorSettings {
     /// Resolves the settings, reading `args.config_file` (or `./config.yml` when it exists).
-    pub fn resolve(config: &Config, args: &OpenctiArgs) -> Result<Self, String> {
+    pub(crate) fn resolve(config: &Config, args: &OpenctiArgs) -> Result<Self, String> {
         let (path, required) = match &args.config_file {
             Some(path) => (path.clone(), true),
             None => (PathBuf::from(DEFAULT_CONFIG_FILE), false),

@@ -13,7 +13,7 @@
 pub mod enrich;
 pub mod ids;
 pub mod mapping;
-pub mod validate;
+pub(crate) mod validate;
 
 use std::fmt;
 use std::str::FromStr;
@@ -22,7 +22,7 @@ pub use enrich::{enrich, EnrichError, EnrichSettings, Enrichment};
 pub use mapping::{map_records, MapOptions, Mapping, Observable, ObservableKind, Skipped};
 
 /// OpenCTI's SCO extension (author and score of an observable), as pycti's `STIX_EXT_OCTI_SCO`.
-pub const OPENCTI_SCO_EXTENSION: &str =
+pub(crate) const OPENCTI_SCO_EXTENSION: &str =
     "extension-definition--f93e2c80-4231-4f9a-af8b-95c9bd566a82";
 
 /// A Traffic Light Protocol level, ordered from the least to the most restrictive.

@@ -7,8 +7,6 @@
 
 #![allow(dead_code, unreachable_pub)]
 
-use std::time::Duration;
-
 use axum::body::Body;
 use axum::http::Request;
 use chrono::{DateTime, TimeZone, Utc};
@@ -362,17 +360,4 @@ pub async fn metrics_text(http: &reqwest::Client, url: &str) -> String {
         .text()
         .await
         .unwrap()
-}
-
-/// Waits (up to `limit`) until `done` holds, checking every 10 ms: for what a test must see
-/// happen in the background, without sleeping longer than it takes.
-pub async fn eventually(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
-    let started = tokio::time::Instant::now();
-    while started.elapsed() < limit {
-        if done() {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    done()
 }

@@ -22,7 +22,7 @@ pub use enrich::{enrich, EnrichError, EnrichSettings, Enrichment, IrisProduct};
 pub use mapping::{map_records, MapOptions, Mapping, Observable, ObservableKind, Skipped};
 
 /// OpenCTI's SCO extension (author and score of an observable), as pycti's `STIX_EXT_OCTI_SCO`.
-pub(crate) const OPENCTI_SCO_EXTENSION: &str =
+pub const OPENCTI_SCO_EXTENSION: &str =
     "extension-definition--f93e2c80-4231-4f9a-af8b-95c9bd566a82";
 
 /// A Traffic Light Protocol level, ordered from the least to the most restrictive.

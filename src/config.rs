@@ -20,7 +20,7 @@ fn secret(value: &str) -> Result<Secret, std::convert::Infallible> {
 
 /// How the client learns DomainTools' rate limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum RateLimitMode {
+pub(crate) enum RateLimitMode {
     /// From /v1/account, per account, once an hour, plus 503 answers.
     Learn,
     /// From 503 answers only.
@@ -29,7 +29,7 @@ pub enum RateLimitMode {
 
 /// Log line format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
+pub(crate) enum LogFormat {
     /// Human-readable lines.
     Text,
     /// One JSON object per line, for log pipelines.
@@ -92,7 +92,7 @@ pub struct Config {
         default_value_t = 8,
         global = true
     )]
-    pub upstream_timeout: u64,
+    pub(crate) upstream_timeout: u64,
 
     /// Outbound proxy URL for DomainTools calls (default: HTTPS_PROXY/HTTP_PROXY/NO_PROXY).
     #[arg(value_parser = secret, long, env = "MISP_DOMAINTOOLS_PROXY", hide_env_values = true, global = true)]
@@ -104,7 +104,7 @@ pub struct Config {
 
     /// Size of the in-process response cache, in MiB of cached answers (0 turns it off).
     #[arg(long, env = "MISP_DOMAINTOOLS_CACHE_SIZE_MB", default_value_t = 64)]
-    pub cache_size_mb: u64,
+    pub(crate) cache_size_mb: u64,
 
     /// Seconds a rendered /query reply is reused for the same request (0: never). A reply
     /// also lives no longer than the cached DomainTools answers it was made from, and Iris-Detect
@@ -122,21 +122,21 @@ pub struct Config {
 
     /// Seconds Iris Investigate and Iris Enrich answers are cached (0: not cached).
     #[arg(long, env = "MISP_DOMAINTOOLS_CACHE_TTL_IRIS", default_value_t = 3600)]
-    pub cache_ttl_iris: u64,
+    pub(crate) cache_ttl_iris: u64,
 
     /// Seconds whois-like answers (parsed whois, profile, risk, history, reverse lookups) are
     /// cached (0: not cached).
     #[arg(long, env = "MISP_DOMAINTOOLS_CACHE_TTL_WHOIS", default_value_t = 3600)]
-    pub cache_ttl_whois: u64,
+    pub(crate) cache_ttl_whois: u64,
 
     /// Seconds Iris Detect listings are cached (0, the default: always fresh).
     #[arg(long, env = "MISP_DOMAINTOOLS_CACHE_TTL_DETECT", default_value_t = 0)]
-    pub cache_ttl_detect: u64,
+    pub(crate) cache_ttl_detect: u64,
 
     /// `redis://host:port/db` of a cache shared by several replicas (optional). When Redis is
     /// unreachable the server keeps answering from DomainTools.
     #[arg(value_parser = secret, long, env = "MISP_DOMAINTOOLS_CACHE_URL", hide_env_values = true)]
-    pub cache_url: Option<Secret>,
+    pub(crate) cache_url: Option<Secret>,
 
     /// Milliseconds single-domain Iris Enrich lookups wait to be sent together in one call of
     /// up to 100 domains (0: no batching).
@@ -145,7 +145,7 @@ pub struct Config {
         env = "MISP_DOMAINTOOLS_ENRICH_BATCH_WINDOW_MS",
         default_value_t = 10
     )]
-    pub enrich_batch_window_ms: u64,
+    pub(crate) enrich_batch_window_ms: u64,
 
     /// Rate limits: `learn` reads each account's limits from DomainTools (/v1/account, once an
     /// hour) and spaces calls accordingly; `off` only reacts to DomainTools' 503 answers.
@@ -155,7 +155,7 @@ pub struct Config {
         value_enum,
         default_value = "learn"
     )]
-    pub rate_limits: RateLimitMode,
+    pub(crate) rate_limits: RateLimitMode,
 
     /// Seconds a hover request (no event_id) may take: MISP gives up after 5.
     #[arg(long, env = "MISP_DOMAINTOOLS_HOVER_BUDGET", default_value_t = 4.5)]
@@ -182,7 +182,7 @@ pub struct Config {
 
     /// Do not serve GET /metrics.
     #[arg(long, env = "MISP_DOMAINTOOLS_DISABLE_METRICS")]
-    pub disable_metrics: bool,
+    pub(crate) disable_metrics: bool,
 
     /// Log format.
     #[arg(
@@ -192,11 +192,11 @@ pub struct Config {
         default_value = "text",
         global = true
     )]
-    pub log_format: LogFormat,
+    pub(crate) log_format: LogFormat,
 
     /// Log filter (error, warn, info, debug, trace, or per-target directives).
     #[arg(long, env = "RUST_LOG", default_value = "info", global = true)]
-    pub log_level: String,
+    pub(crate) log_level: String,
 
     /// Serve bundled sample data through the built-in fake DomainTools API: no credentials and
     /// no network needed. Every MISP result says it is demo data; `stix` and `opencti` send
@@ -244,7 +244,7 @@ pub enum Command {
 pub struct OpenctiArgs {
     /// URL of the OpenCTI platform (config.yml: opencti.url).
     #[arg(long, env = "OPENCTI_URL")]
-    pub opencti_url: Option<String>,
+    pub(crate) opencti_url: Option<String>,
 
     /// API token of the connector's OpenCTI user (config.yml: opencti.token). The worker's
     /// callbacks must carry the same token.
@@ -253,35 +253,35 @@ pub struct OpenctiArgs {
 
     /// The connector's UUIDv4, unique per instance (config.yml: connector.id).
     #[arg(long, env = "CONNECTOR_ID")]
-    pub connector_id: Option<String>,
+    pub(crate) connector_id: Option<String>,
 
     /// Name shown in OpenCTI [default: DomainTools] (config.yml: connector.name).
     #[arg(long, env = "CONNECTOR_NAME")]
-    pub connector_name: Option<String>,
+    pub(crate) connector_name: Option<String>,
 
     /// Observable types to enrich, comma-separated [default: Domain-Name,IPv4-Addr]
     /// (config.yml: connector.scope).
     #[arg(long, env = "CONNECTOR_SCOPE")]
-    pub connector_scope: Option<String>,
+    pub(crate) connector_scope: Option<String>,
 
     /// Must be INTERNAL_ENRICHMENT when set (config.yml: connector.type).
     #[arg(long, env = "CONNECTOR_TYPE")]
-    pub connector_type: Option<String>,
+    pub(crate) connector_type: Option<String>,
 
     /// Enrich new observables automatically [default: false] (config.yml: connector.auto).
     #[arg(long, env = "CONNECTOR_AUTO", value_parser = BoolishValueParser::new())]
-    pub connector_auto: Option<bool>,
+    pub(crate) connector_auto: Option<bool>,
 
     /// Log level: debug, info, warn (warning) or error; overrides RUST_LOG in this mode
     /// (config.yml: connector.log_level).
     #[arg(long, env = "CONNECTOR_LOG_LEVEL")]
-    pub connector_log_level: Option<String>,
+    pub(crate) connector_log_level: Option<String>,
 
     /// Confidence (0-100) of the relationships created [default: 80]
     /// (config.yml: connector.confidence_level).
     #[arg(long, env = "CONNECTOR_CONFIDENCE_LEVEL",
           value_parser = clap::value_parser!(u8).range(0..=100))]
-    pub connector_confidence_level: Option<u8>,
+    pub(crate) connector_confidence_level: Option<u8>,
 
     /// DomainTools API username; falls back to DOMAINTOOLS_USERNAME
     /// (config.yml: domaintools.api_username). The key is DOMAINTOOLS_API_KEY
@@ -292,7 +292,7 @@ pub struct OpenctiArgs {
     /// Most restrictive TLP of an observable sent to DomainTools [default: TLP:AMBER]
     /// (config.yml: domaintools.max_tlp).
     #[arg(long, env = "DOMAINTOOLS_MAX_TLP")]
-    pub max_tlp: Option<Tlp>,
+    pub(crate) max_tlp: Option<Tlp>,
 
     /// Base URL at which the OpenCTI worker reaches this connector
     /// [default: http://127.0.0.1:<callback port>] (config.yml:
@@ -304,12 +304,12 @@ pub struct OpenctiArgs {
     /// Path of the callback [default: /api/callback] (config.yml:
     /// connector.listen_protocol_api_path).
     #[arg(long, env = "CONNECTOR_LISTEN_PROTOCOL_API_PATH")]
-    pub callback_path: Option<String>,
+    pub(crate) callback_path: Option<String>,
 
     /// Port the callback listens on, at --listen [default: 7070] (config.yml:
     /// connector.listen_protocol_api_port).
     #[arg(long, env = "CONNECTOR_LISTEN_PROTOCOL_API_PORT")]
-    pub callback_port: Option<u16>,
+    pub(crate) callback_port: Option<u16>,
 
     /// How work arrives: AMQP (the connector's RabbitMQ listen queue) or API (the platform's
     /// worker posts it to the callback; OpenCTI 6.5.7 or later) [default: AMQP]
@@ -354,7 +354,7 @@ pub struct OpenctiArgs {
 
     /// config.yml to read [default: ./config.yml when it exists].
     #[arg(long = "config", env = "MISP_DOMAINTOOLS_CONFIG")]
-    pub config_file: Option<PathBuf>,
+    pub(crate) config_file: Option<PathBuf>,
 }
 
 #[cfg(test)]

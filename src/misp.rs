@@ -12,7 +12,7 @@ pub mod stored;
 pub mod validate;
 
 /// The category the reference puts on almost every entry.
-pub const EXTERNAL_ANALYSIS: &str = "External analysis";
+pub(crate) const EXTERNAL_ANALYSIS: &str = "External analysis";
 
 /// One result entry, before rendering.
 #[derive(Debug, Clone, PartialEq)]
@@ -70,7 +70,7 @@ impl Entry {
 
 /// Tags without duplicates, first occurrence first (the reference's order depends on Python's
 /// hash seed; ours is stable: compatibility fix 2).
-pub fn dedup_tags<'a>(tags: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+pub(crate) fn dedup_tags<'a>(tags: impl IntoIterator<Item = &'a str>) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for tag in tags {
         if !out.iter().any(|t| t == tag) {
@@ -318,7 +318,7 @@ impl Catalogue {
 /// are valid, or else the type's default. The reference sends a few pairs MISP refuses to
 /// store (`datetime` or `whois-registrant-email` under "External analysis"); we send the
 /// type's default category instead (see docs/compatibility.md).
-pub fn valid_categories(attribute_type: &str, categories: &[&'static str]) -> Vec<String> {
+pub(crate) fn valid_categories(attribute_type: &str, categories: &[&'static str]) -> Vec<String> {
     let valid: Vec<String> = categories
         .iter()
         .filter(|c| CATALOGUE.allows(c, attribute_type))

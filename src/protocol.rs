@@ -10,11 +10,11 @@ use crate::modules::{Input, Reply};
 use domaintools::Credentials;
 
 /// The reference's configuration error strings, kept verbatim (MISP admins search for them).
-pub const CONFIG_MISSING: &str = "Configuration is missing from the request.";
+pub(crate) const CONFIG_MISSING: &str = "Configuration is missing from the request.";
 /// See [`CONFIG_MISSING`].
-pub const USERNAME_MISSING: &str = "DomainTools API username is not configured.";
+pub(crate) const USERNAME_MISSING: &str = "DomainTools API username is not configured.";
 /// See [`CONFIG_MISSING`].
-pub const API_KEY_MISSING: &str = "DomainTools API key is not configured.";
+pub(crate) const API_KEY_MISSING: &str = "DomainTools API key is not configured.";
 
 /// Parses a `/query` body: anything but a JSON object is refused (HTTP 400 at the boundary).
 pub fn parse_body(body: &[u8]) -> Result<Map<String, Value>, String> {
@@ -145,7 +145,7 @@ pub fn credentials(
 }
 
 /// A module's reply as JSON: `results` is always a list; `error` and `comment` when set.
-pub fn reply_json(reply: Reply) -> Value {
+pub(crate) fn reply_json(reply: Reply) -> Value {
     let mut out = Map::new();
     out.insert("results".into(), Value::Array(reply.results));
     if let Some(error) = reply.error {
@@ -209,7 +209,7 @@ pub fn finish(reply: Value, usage: Use, demo_note: Option<&str>) -> Value {
 }
 
 /// An error reply: `{"results": [], "error": "…"}` (MISP's bulk enrichment needs `results`).
-pub fn error_json(message: impl Into<String>) -> Value {
+pub(crate) fn error_json(message: impl Into<String>) -> Value {
     json!({"results": [], "error": message.into()})
 }
 

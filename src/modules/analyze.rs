@@ -5,7 +5,7 @@ use super::classic::{self, Flavor};
 use super::{Context, Input, Module, ModuleError, Reply};
 
 /// The module's registry entry.
-pub const MODULE: Module = Module {
+pub(crate) const MODULE: Module = Module {
     name: "DomainTools-Analyze",
     descriptor: include_str!("../../modules/DomainTools-Analyze.json"),
     run: |ctx, input| Box::pin(run(ctx, input)),

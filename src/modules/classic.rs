@@ -28,7 +28,7 @@ pub enum Flavor {
 
 /// The reference's kinds of input (its dispatch table, reference §4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum InputKind {
+pub(crate) enum InputKind {
     /// `domain`, `hostname`, `url`, `uri`, `text`: reduced to the registrable domain.
     DomainLike,
     /// E-mail addresses, registrant name and phone, creation date: reverse whois.
@@ -40,7 +40,7 @@ pub enum InputKind {
 }
 
 /// The kind of input a MISP attribute type is.
-pub fn input_kind(attribute_type: &str) -> InputKind {
+pub(crate) fn input_kind(attribute_type: &str) -> InputKind {
     match attribute_type {
         "domain" | "hostname" | "url" | "uri" | "text" => InputKind::DomainLike,
         "email-src"
@@ -249,7 +249,7 @@ pub fn map_domain(
 }
 
 /// Parsed whois (`/v1/{domain}/whois/parsed`, the `response` object).
-pub fn map_parsed_whois(
+pub(crate) fn map_parsed_whois(
     p: &mut Payload,
     domain: &str,
     answer: &Value,
@@ -421,7 +421,7 @@ fn map_network_record(p: &mut Payload, pw: &Value) {
 }
 
 /// Domain profile (`/v1/{domain}`): each field when present and not `""` (so 0 is kept).
-pub fn map_domain_profile(p: &mut Payload, answer: &Value) {
+pub(crate) fn map_domain_profile(p: &mut Payload, answer: &Value) {
     let at = |path: &[&str]| {
         path.iter()
             .try_fold(answer, |v, key| v.get(*key))

@@ -14,7 +14,7 @@ use domaintools::iris_detect::MAX_PAGE_SIZE;
 use domaintools::{DetectList, DetectQuery, EscalationType};
 
 /// The module's registry entry.
-pub const MODULE: Module = Module {
+pub(crate) const MODULE: Module = Module {
     name: "DomainTools-Iris-Detect",
     descriptor: include_str!("../../modules/DomainTools-Iris-Detect.json"),
     run: |ctx, input| Box::pin(run(ctx, input)),
@@ -22,11 +22,11 @@ pub const MODULE: Module = Module {
 };
 
 /// Domains imported when `results_limit` is unset: one Detect page, as the reference imported.
-pub const DEFAULT_RESULTS_LIMIT: u64 = 100;
+pub(crate) const DEFAULT_RESULTS_LIMIT: u64 = 100;
 /// The most domains one import reads, whatever `results_limit` says: ten full pages.
-pub const MAX_DOMAINS: u64 = 1_000;
+pub(crate) const MAX_DOMAINS: u64 = 1_000;
 /// The most Detect pages one import reads (pages hold 50 domains with domain data).
-pub const MAX_PAGES: usize = 10;
+pub(crate) const MAX_PAGES: usize = 10;
 /// Ids per escalation request: one page's worth, like the reference's single call.
 const ESCALATION_BATCH: usize = 100;
 
@@ -35,7 +35,7 @@ const DATE_FORMATS: &str = "YYYY-MM-DD or YYYY-MM-DDThh:mm:ss+00:00";
 
 /// The import form's values, checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DetectSettings {
+pub(crate) struct DetectSettings {
     /// `api_endpoint`: which watchlist to import.
     pub list: DetectList,
     /// `test_mode`: Detect's preview (a few results, no hourly limit).
@@ -43,7 +43,7 @@ pub struct DetectSettings {
     /// `monitor_id`: one monitor, or all.
     pub monitor_id: Option<String>,
     /// `risk_score_ranges`: one range such as `70-99`.
-    pub risk_score_range: Option<&'static str>,
+    pub(crate) risk_score_range: Option<&'static str>,
     /// `discovered_date`, sent as `discovered_since` (new list only, like the reference).
     pub discovered_date: Option<String>,
     /// `changed_since` (watched list only, like the reference).
@@ -53,19 +53,19 @@ pub struct DetectSettings {
     /// `escalation_types` (watched list only).
     pub escalation_type: Option<EscalationType>,
     /// `tag_domains_as_blocked`: escalate imported new domains as `blocked`.
-    pub tag_as_blocked: bool,
+    pub(crate) tag_as_blocked: bool,
     /// `include_domain_data`: name servers, mail servers and IPs with each domain.
     pub include_domain_data: bool,
     /// Domains to import at most (`results_limit`, capped at [`MAX_DOMAINS`]).
     pub limit: u64,
     /// `results_limit` as set, to say when [`MAX_DOMAINS`] cut it down.
-    pub requested_limit: u64,
+    pub(crate) requested_limit: u64,
 }
 
 impl DetectSettings {
     /// Reads and checks the form: dates first, in the reference's order, then the selects,
     /// the checkboxes and `results_limit`. Every error names the setting.
-    pub fn from_settings(settings: &Settings) -> Result<Self, ModuleError> {
+    pub(crate) fn from_settings(settings: &Settings) -> Result<Self, ModuleError> {
         let discovered_date = date(settings, "discovered_date")?;
         let changed_since = date(settings, "changed_since")?;
         let escalated_since = date(settings, "escalated_since")?;
@@ -151,7 +151,7 @@ impl DetectSettings {
     }
 
     /// Settings the chosen list does not use (the reference ignored them silently).
-    pub fn unused(&self) -> Vec<&'static str> {
+    pub(crate) fn unused(&self) -> Vec<&'static str> {
         let mut out = Vec::new();
         match self.list {
             DetectList::New => {
@@ -251,7 +251,7 @@ fn date(settings: &Settings, key: &str) -> Result<Option<String>, ModuleError> {
 /// digit, the day may be a space and a digit, the `T` may be lower case, and the date must
 /// exist (year 1 to 9999, February 29 only in leap years, seconds up to 59). Only ASCII digits
 /// are taken (Python would also read other Unicode digits, which the API would not).
-pub fn is_valid_datetime(s: &str) -> bool {
+pub(crate) fn is_valid_datetime(s: &str) -> bool {
     let (date, time) = match s.find(['T', 't']) {
         Some(i) => (&s[..i], Some(&s[i + 1..])),
         None => (s, None),

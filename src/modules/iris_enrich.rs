@@ -5,7 +5,7 @@ use super::iris_record::{self, Product};
 use super::Module;
 
 /// The module's registry entry.
-pub const MODULE: Module = Module {
+pub(crate) const MODULE: Module = Module {
     name: "DomainTools-Iris-Enrich",
     descriptor: include_str!("../../modules/DomainTools-Iris-Enrich.json"),
     run: |ctx, input| Box::pin(iris_record::run(ctx, input, Product::Enrich)),

@@ -13,7 +13,7 @@ use crate::pyfmt;
 use domaintools::Stop;
 
 /// The module's registry entry.
-pub const MODULE: Module = Module {
+pub(crate) const MODULE: Module = Module {
     name: "DomainTools-Iris-Import",
     descriptor: include_str!("../../modules/DomainTools-Iris-Import.json"),
     run: |ctx, input| Box::pin(run(ctx, input)),
@@ -22,10 +22,10 @@ pub const MODULE: Module = Module {
 
 /// Domains imported when `results_limit` is unset (the compatibility policy's default; the
 /// reference required the setting).
-pub const DEFAULT_RESULTS_LIMIT: u64 = 100;
+pub(crate) const DEFAULT_RESULTS_LIMIT: u64 = 100;
 
 /// The reference's message for an empty paste, kept verbatim.
-pub const EMPTY_QUERY: &str = "Query is empty. Please input a valid search hash.";
+pub(crate) const EMPTY_QUERY: &str = "Query is empty. Please input a valid search hash.";
 
 /// MISP's base64, read leniently: padding optional (the reference's decoder insisted on it).
 const BASE64: GeneralPurpose = GeneralPurpose::new(

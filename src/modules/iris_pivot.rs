@@ -14,7 +14,7 @@ use crate::pyfmt::{is_truthy, list, truthy};
 use domaintools::Stop;
 
 /// The module's registry entry.
-pub const MODULE: Module = Module {
+pub(crate) const MODULE: Module = Module {
     name: "DomainTools-Iris-Pivot",
     descriptor: include_str!("../../modules/DomainTools-Iris-Pivot.json"),
     run: |ctx, input| Box::pin(run(ctx, input)),
@@ -24,7 +24,7 @@ pub const MODULE: Module = Module {
 /// Connections shared with fewer domains than this are tagged "Guided Pivot" (reference).
 pub const DEFAULT_GUIDED_PIVOT_THRESHOLD: u64 = 300;
 /// Connected domains shown for a non-domain pivot when `results_limit` is unset.
-pub const DEFAULT_RESULTS_LIMIT: u64 = 100;
+pub(crate) const DEFAULT_RESULTS_LIMIT: u64 = 100;
 
 const IRIS_TAGS: [&str; 2] = ["DomainTools", "Iris"];
 const ATTRIBUTION: &str = "Attribution";
@@ -36,12 +36,12 @@ pub struct Pivot {
     /// The Iris Investigate parameter.
     pub parameter: &'static str,
     /// What the value is, for messages ("this IP address").
-    pub subject: &'static str,
+    pub(crate) subject: &'static str,
 }
 
 /// The pivot for a MISP attribute type other than `domain`, or `None` when Iris-Pivot does
 /// not take that type.
-pub fn pivot_for(attribute_type: &str) -> Option<Pivot> {
+pub(crate) fn pivot_for(attribute_type: &str) -> Option<Pivot> {
     let (parameter, subject) = match attribute_type {
         "ip-src" | "ip-dst" => ("ip", "this IP address"),
         "whois-registrant-email" | "email-dst" | "email-src" => ("email", "this email address"),

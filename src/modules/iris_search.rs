@@ -97,7 +97,7 @@ fn stored_comment(record: &Value) -> String {
 /// The sentence that says what a paged search left out, or `None` when everything is shown.
 /// `subject` names what was searched ("this IP address", "this search hash"), `verb` what
 /// happened to the domains ("shown", "imported"), `limit` is the `results_limit` applied.
-pub fn truncation_note(
+pub(crate) fn truncation_note(
     pages: &Pages,
     subject: &str,
     verb: &str,

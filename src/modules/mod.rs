@@ -6,8 +6,8 @@ pub mod classic;
 pub mod historic;
 pub mod iris_detect;
 pub mod iris_enrich;
-pub mod iris_import;
-pub mod iris_investigate;
+pub(crate) mod iris_import;
+pub(crate) mod iris_investigate;
 pub mod iris_pivot;
 pub mod iris_record;
 pub mod iris_search;
@@ -22,10 +22,10 @@ use domaintools::classic::shown;
 use domaintools::{Caller, Client, Credentials};
 
 /// What the comment of every demo-mode entry starts with.
-pub const DEMO_NOTE: &str = "[DEMO DATA, not live DomainTools results]";
+pub(crate) const DEMO_NOTE: &str = "[DEMO DATA, not live DomainTools results]";
 
 /// Runs a module on one request.
-pub type RunFn = fn(Context, Input) -> BoxFuture<'static, Result<Reply, ModuleError>>;
+pub(crate) type RunFn = fn(Context, Input) -> BoxFuture<'static, Result<Reply, ModuleError>>;
 
 /// A module: its MISP name, its descriptor (exactly what `/modules` serves for it, from the
 /// top-level `modules/` folder) and its handler.
@@ -34,7 +34,7 @@ pub struct Module {
     /// The misp-modules name, e.g. `DomainTools-Iris-Enrich`.
     pub name: &'static str,
     /// The JSON descriptor, embedded at build time.
-    pub descriptor: &'static str,
+    pub(crate) descriptor: &'static str,
     /// The handler.
     pub run: RunFn,
     /// Whose cache lifetime bounds how long a rendered reply of this module may be reused

@@ -37,7 +37,7 @@ use super::validate;
 use super::{Tlp, OPENCTI_SCO_EXTENSION};
 
 /// The author of every created object: an organization named "DomainTools".
-pub const AUTHOR_NAME: &str = "DomainTools";
+pub(crate) const AUTHOR_NAME: &str = "DomainTools";
 const AUTHOR_DESCRIPTION: &str = "DomainTools provides WHOIS, DNS and domain risk data. \
      Objects authored by this identity come from DomainTools Iris Investigate.";
 
@@ -66,7 +66,7 @@ pub enum ObservableKind {
 
 impl ObservableKind {
     /// The STIX type name.
-    pub fn stix_type(self) -> &'static str {
+    pub(crate) fn stix_type(self) -> &'static str {
         match self {
             ObservableKind::DomainName => "domain-name",
             ObservableKind::Ipv4Addr => "ipv4-addr",
@@ -74,7 +74,7 @@ impl ObservableKind {
     }
 
     /// OpenCTI's entity type name.
-    pub fn opencti_type(self) -> &'static str {
+    pub(crate) fn opencti_type(self) -> &'static str {
         match self {
             ObservableKind::DomainName => "Domain-Name",
             ObservableKind::Ipv4Addr => "IPv4-Addr",
@@ -83,7 +83,7 @@ impl ObservableKind {
 
     /// From OpenCTI's entity type name, case-insensitively (the platform's scope matching is
     /// case-insensitive too, and the Python connector's default scope says "Ipv4-Addr").
-    pub fn from_opencti_type(name: &str) -> Option<Self> {
+    pub(crate) fn from_opencti_type(name: &str) -> Option<Self> {
         if name.eq_ignore_ascii_case("Domain-Name") {
             Some(ObservableKind::DomainName)
         } else if name.eq_ignore_ascii_case("IPv4-Addr") {
@@ -175,7 +175,7 @@ pub struct MapOptions {
     /// The TLP marking of every relationship: never less restrictive than `marking`, and the
     /// connector raises it to the enriched observable's own TLP, since a relationship says
     /// something about that observable.
-    pub relationship_marking: Tlp,
+    pub(crate) relationship_marking: Tlp,
     /// `confidence` on relationships, when set.
     pub confidence: Option<u8>,
     /// `created`/`modified` of the objects created now.

@@ -13,7 +13,7 @@
 pub mod enrich;
 pub mod ids;
 pub mod mapping;
-pub mod validate;
+pub(crate) mod validate;
 
 use std::fmt;
 use std::str::FromStr;

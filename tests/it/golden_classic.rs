@@ -2,7 +2,6 @@
 //! golden outputs (reference doc §12.4 and §12.5) entry by entry on the recorded DomainTools
 //! answers, allowing only the documented divergences (docs/compatibility.md).
 
-use chrono::{TimeZone, Utc};
 use misp_domaintools::misp::{render, Form, Payload};
 use misp_domaintools::modules::classic::{
     map_domain, map_host_domains, map_reverse_whois, map_risk, Flavor,
@@ -11,17 +10,11 @@ use misp_domaintools::modules::historic;
 use serde_json::{json, Value};
 
 use crate::common::golden::{self, Divergences};
+use crate::common::server::{fixture, golden_day};
 
 /// The `response` object of a recorded answer, as the client hands it to the modules.
-fn answer(fixture: &str) -> Value {
-    let path = format!("{}/{fixture}", domaintools_fake::FIXTURES_DIR);
-    let body: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    body["response"].clone()
-}
-
-/// The day the golden outputs were produced.
-fn golden_day() -> chrono::DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 11, 25, 0, 0, 0).unwrap()
+fn answer(name: &str) -> Value {
+    fixture(name)["response"].clone()
 }
 
 fn hover(payload: &Payload) -> Vec<Value> {

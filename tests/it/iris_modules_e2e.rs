@@ -2,20 +2,13 @@
 //! TCP to our server, our server over real TCP to the fake DomainTools API, checking both the
 //! reply MISP gets and the parameters DomainTools received.
 
-use std::net::SocketAddr;
-
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
-use domaintools::{Client, ClientConfig, Proxy};
-use domaintools_fake::{FakeApi, Fault, LoggedRequest, RunningFake};
-use misp_domaintools::http::{serve, AppState, Options};
-use misp_domaintools::registry::{Registry, MODULES};
+use domaintools_fake::{FakeApi, Fault, LoggedRequest};
+use misp_domaintools::http::Options;
 use serde_json::{json, Value};
-use tokio::net::TcpListener;
-use tokio::sync::oneshot;
 
-const USER: &str = "e2e_user";
-const KEY: &str = "e2e_key_0123456789";
+use crate::common::server::{TestServer, KEY, USER};
 
 /// Parameters every call carries; left out when comparing an endpoint's own parameters.
 const CALL_PARAMS: [&str; 5] = [
@@ -26,43 +19,28 @@ const CALL_PARAMS: [&str; 5] = [
     "timestamp",
 ];
 
-/// Our server and the fake it talks to, both on loopback.
-struct Harness {
-    fake: FakeApi,
-    _running: RunningFake,
-    addr: SocketAddr,
-    http: reqwest::Client,
-    _stop: oneshot::Sender<()>,
+/// MISP's requests to our server (the shared harness's, in front of a fresh fake).
+struct Misp(TestServer);
+
+impl std::ops::Deref for Misp {
+    type Target = TestServer;
+    fn deref(&self) -> &TestServer {
+        &self.0
+    }
 }
 
-impl Harness {
+impl Misp {
     async fn start() -> Self {
-        let fake = FakeApi::new().with_user(USER, KEY);
-        let running = fake.spawn().await.unwrap();
-        let mut config = ClientConfig::new("MISP", "test");
-        config.base_url = running.base_url();
-        config.proxy = Proxy::None;
-        // These tests count the calls each module makes for repeated identical lookups; the
-        // response cache (tested in tests/quota.rs) would answer the repeats.
-        config.cache.max_bytes = 0;
-        let state = AppState::new(
-            Registry::new(MODULES).unwrap(),
-            Client::new(config).unwrap(),
-            Options::default(),
-        );
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (stop, stopped) = oneshot::channel::<()>();
-        tokio::spawn(serve(listener, state, async {
-            let _ = stopped.await;
-        }));
-        Self {
-            fake,
-            _running: running,
-            addr,
-            http: reqwest::Client::builder().no_proxy().build().unwrap(),
-            _stop: stop,
-        }
+        Self(
+            TestServer::builder()
+                // Today's date, not the golden day: Detect's date options are relative to it.
+                .options(Options::default())
+                // These tests count the calls each module makes for repeated identical lookups;
+                // the response cache (tested in quota.rs) would answer the repeats.
+                .client(|config| config.cache.max_bytes = 0)
+                .start()
+                .await,
+        )
     }
 
     /// POSTs `/query` for `module` with `fields` (the attribute, `event_id`, `data`…) and
@@ -77,7 +55,7 @@ impl Harness {
         }
         let response = self
             .http
-            .post(format!("http://{}/query", self.addr))
+            .post(format!("{}/query", self.url))
             .body(body.to_string())
             .send()
             .await
@@ -134,10 +112,10 @@ const ESCALATIONS: &str = "/v1/iris-detect/escalations/";
 
 #[tokio::test]
 async fn modules_lists_all_five_iris_modules() {
-    let h = Harness::start().await;
+    let h = Misp::start().await;
     let body = h
         .http
-        .get(format!("http://{}/modules", h.addr))
+        .get(format!("{}/modules", h.url))
         .send()
         .await
         .unwrap()
@@ -164,7 +142,7 @@ async fn modules_lists_all_five_iris_modules() {
 
 #[tokio::test]
 async fn pivot_on_a_domain_gives_the_full_profile() {
-    let h = Harness::start().await;
+    let h = Misp::start().await;
     let reply = h
         .query(
             "DomainTools-Iris-Pivot",
@@ -190,7 +168,7 @@ async fn pivot_on_a_domain_gives_the_full_profile() {
 
 #[tokio::test]
 async fn pivot_threshold_setting_changes_the_tags_and_garbage_is_refused() {
-    let h = Harness::start().await;
+    let h = Misp::start().await;
     let reply = h
         .query(
             "DomainTools-Iris-Pivot",
@@ -229,7 +207,7 @@ async fn pivot_threshold_setting_changes_the_tags_and_garbage_is_refused() {
 
 #[tokio::test]
 async fn pivot_on_every_other_input_type() {
-    let h = Harness::start().await;
+    let h = Misp::start().await;
     let cases = [
         ("ip-src", "142.251.33.78", "ip", vec!["google.com"]),
         ("ip-dst", "54.239.28.85", "ip", vec!["amazon.com"]),
@@ -306,7 +284,7 @@ async fn pivot_on_every_other_input_type() {
 
 #[tokio::test]
 async fn pivot_without_results_says_so_with_the_hostname_hint() {
-    let h = Harness::start().await;
+    let h = Misp::start().await;
     let reply = h
         .query(
             "DomainTools-Iris-Pivot",
@@ -342,7 +320,7 @@ async fn pivot_without_results_says_so_with_the_hostname_hint() {
 
 #[tokio::test]
 async fn pivot_pages_up_to_results_limit_and_says_how_many_exist() {
-    let h = Harness::start().await;
+    let h = Misp::start().await;
     let reply = h
         .query(
             "DomainTools-Iris-Pivot",
@@ -383,7 +361,7 @@ async fn pivot_pages_up_to_results_limit_and_says_how_many_exist() {
 
 #[tokio::test]
 async fn pivot_over_iris_limit_is_a_clear_error() {
-    let h = Harness::start().await;
+    let h = Misp::start().await;
     let reply = h
         .query(
             "DomainTools-Iris-Pivot",
@@ -399,7 +377,7 @@ async fn pivot_over_iris_limit_is_a_clear_error() {
 
 #[tokio::test]
 async fn import_decodes_the_paste_and_imports_storable_domains() {
-    let h = Harness::start().await;
+    let h = Misp::start().await;
     let data = STANDARD.encode("\"U2FsdGVkX19bNf46SZMn\"\n");
     let reply = h
         .query(
@@ -435,7 +413,7 @@ async fn import_decodes_the_paste_and_imports_storable_domains() {
 
 #[tokio::test]
 async fn import_values_are_strings_even_without_event_id() {
-    let h = Harness::start().await;
+    let h = Misp::start().await;
     let reply = h
         .query(
             "DomainTools-Iris-Import",
@@ -448,7 +426,7 @@ async fn import_values_are_strings_even_without_event_id() {
 
 #[tokio::test]
 async fn import_follows_pages_up_to_results_limit() {
-    let h = Harness::start().await;
+    let h = Misp::start().await;
     let reply = h
         .query(
             "DomainTools-Iris-Import",
@@ -495,7 +473,7 @@ async fn import_follows_pages_up_to_results_limit() {
 
 #[tokio::test]
 async fn import_refuses_bad_pastes_without_calling_domaintools() {
-    let h = Harness::start().await;
+    let h = Misp::start().await;
     let reply = h
         .query("DomainTools-Iris-Import", json!({"data": ""}), json!({}))
         .await;
@@ -526,7 +504,7 @@ async fn import_refuses_bad_pastes_without_calling_domaintools() {
 
 #[tokio::test]
 async fn detect_default_form_imports_one_page_of_new_domains() {
-    let h = Harness::start().await;
+    let h = Misp::start().await;
     let reply = h
         .query(
             "DomainTools-Iris-Detect",
@@ -566,7 +544,7 @@ async fn detect_default_form_imports_one_page_of_new_domains() {
 
 #[tokio::test]
 async fn detect_watched_sends_every_filter() {
-    let h = Harness::start().await;
+    let h = Misp::start().await;
     let reply = h
         .query(
             "DomainTools-Iris-Detect",
@@ -626,7 +604,7 @@ async fn detect_watched_sends_every_filter() {
 
 #[tokio::test]
 async fn detect_new_sends_discovered_since_and_risk_range() {
-    let h = Harness::start().await;
+    let h = Misp::start().await;
     let reply = h
         .query(
             "DomainTools-Iris-Detect",
@@ -653,7 +631,7 @@ async fn detect_new_sends_discovered_since_and_risk_range() {
 
 #[tokio::test]
 async fn detect_pages_with_domain_data_and_maps_its_infrastructure() {
-    let h = Harness::start().await;
+    let h = Misp::start().await;
     let reply = h
         .query(
             "DomainTools-Iris-Detect",
@@ -699,7 +677,7 @@ async fn detect_pages_with_domain_data_and_maps_its_infrastructure() {
 
 #[tokio::test]
 async fn detect_stops_at_results_limit_and_says_so() {
-    let h = Harness::start().await;
+    let h = Misp::start().await;
     let reply = h
         .query(
             "DomainTools-Iris-Detect",
@@ -716,7 +694,7 @@ async fn detect_stops_at_results_limit_and_says_so() {
 
 #[tokio::test]
 async fn detect_test_mode_is_one_preview_page() {
-    let h = Harness::start().await;
+    let h = Misp::start().await;
     let reply = h
         .query(
             "DomainTools-Iris-Detect",
@@ -740,7 +718,7 @@ async fn detect_test_mode_is_one_preview_page() {
 
 #[tokio::test]
 async fn detect_tags_new_domains_as_blocked() {
-    let h = Harness::start().await;
+    let h = Misp::start().await;
     let reply = h
         .query(
             "DomainTools-Iris-Detect",
@@ -783,7 +761,7 @@ async fn detect_tags_new_domains_as_blocked() {
 
 #[tokio::test]
 async fn detect_failed_escalation_keeps_the_results() {
-    let h = Harness::start().await;
+    let h = Misp::start().await;
     h.fake.inject(
         ESCALATIONS,
         Fault::Status {
@@ -812,7 +790,7 @@ async fn detect_failed_escalation_keeps_the_results() {
 
 #[tokio::test]
 async fn detect_refuses_a_bad_form_without_calling_domaintools() {
-    let h = Harness::start().await;
+    let h = Misp::start().await;
     let reply = h
         .query(
             "DomainTools-Iris-Detect",
@@ -840,7 +818,7 @@ async fn detect_refuses_a_bad_form_without_calling_domaintools() {
 
 #[tokio::test]
 async fn detect_upstream_failure_is_readable() {
-    let h = Harness::start().await;
+    let h = Misp::start().await;
     h.fake.inject(DETECT_NEW, Fault::RateLimited, None);
     let reply = h
         .query("DomainTools-Iris-Detect", json!({"data": ""}), json!({}))
@@ -853,7 +831,7 @@ async fn detect_upstream_failure_is_readable() {
 
 #[tokio::test]
 async fn no_secret_reaches_a_reply() {
-    let h = Harness::start().await;
+    let h = Misp::start().await;
     h.fake.inject(
         INVESTIGATE,
         Fault::NonJson {
@@ -885,7 +863,7 @@ fn fail_after_first(fake: &FakeApi, path: &str) {
 
 #[tokio::test]
 async fn import_keeps_the_pages_read_when_a_later_one_fails() {
-    let h = Harness::start().await;
+    let h = Misp::start().await;
     fail_after_first(&h.fake, INVESTIGATE);
     let reply = h
         .query(
@@ -904,7 +882,7 @@ async fn import_keeps_the_pages_read_when_a_later_one_fails() {
 
 #[tokio::test]
 async fn detect_keeps_the_pages_read_when_a_later_one_fails() {
-    let h = Harness::start().await;
+    let h = Misp::start().await;
     fail_after_first(&h.fake, DETECT_NEW);
     let reply = h
         .query(
@@ -934,7 +912,7 @@ async fn detect_keeps_the_pages_read_when_a_later_one_fails() {
 /// with the demo credentials replaced by the test account.
 #[tokio::test]
 async fn the_examples_run() {
-    let h = Harness::start().await;
+    let h = Misp::start().await;
     for (name, expected) in [
         // Stored replies: the same type and value merged into one entry, and a summary of
         // its own where there is one (issue 11).
@@ -964,7 +942,7 @@ async fn the_examples_run() {
 
 #[tokio::test]
 async fn results_limit_zero_means_count_only_for_pivot_and_is_refused_by_imports() {
-    let h = Harness::start().await;
+    let h = Misp::start().await;
     let reply = h
         .query(
             "DomainTools-Iris-Pivot",

@@ -7,14 +7,10 @@
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use domaintools_fake::FakeApi;
 use serde_json::{json, Value};
 
 use crate::common::child::{free_port, ChildServer};
-use crate::common::server::sum_metric;
-
-const USER: &str = "replica-test";
-const KEY: &str = "SECRET-replica-key-42";
+use crate::common::server::{sum_metric, TestServer, KEY, USER};
 
 struct Process(Child);
 
@@ -116,8 +112,8 @@ async fn replicas_share_one_redis_and_survive_its_loss() {
         eprintln!("redis-server is not installed: skipping the shared-cache test");
         return;
     }
-    let fake = FakeApi::new().with_user(USER, KEY);
-    let running = fake.spawn().await.unwrap();
+    let running = TestServer::builder().start_fake().await;
+    let fake = &running.fake;
     let redis_port = free_port();
     let redis = start_redis(redis_port);
     wait_for("redis", || {

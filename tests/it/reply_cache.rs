@@ -4,11 +4,11 @@
 
 use std::time::Duration;
 
-use domaintools_fake::{FakeApi, Fault};
+use domaintools_fake::Fault;
 use misp_domaintools::http::{Options, ReplyCacheConfig};
 use serde_json::{json, Value};
 
-use crate::common::server::{config, options, start_custom, TestServer, KEY, USER};
+use crate::common::server::{config, options, TestServer, KEY, USER};
 
 const INVESTIGATE: &str = "/v1/iris-investigate/";
 
@@ -19,13 +19,14 @@ fn with_replies() -> Options {
     }
 }
 
-async fn server(configure: impl FnOnce(&mut domaintools::ClientConfig)) -> TestServer {
-    start_custom(
-        FakeApi::new().with_user(USER, KEY),
-        with_replies(),
-        configure,
-    )
-    .await
+async fn server(
+    configure: impl FnOnce(&mut domaintools::ClientConfig) + Send + 'static,
+) -> TestServer {
+    TestServer::builder()
+        .options(with_replies())
+        .client(configure)
+        .start()
+        .await
 }
 
 /// POSTs `body` and returns the reply's exact bytes.
@@ -175,5 +176,5 @@ async fn no_reply_is_reused_when_answers_are_not_cached() {
 }
 
 async fn server_with_iris_ttl(ttl: Duration) -> TestServer {
-    server(|config| config.cache.ttls.iris = ttl).await
+    server(move |config| config.cache.ttls.iris = ttl).await
 }

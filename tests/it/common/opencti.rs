@@ -17,7 +17,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use axum::{Json, Router};
 use clap::Parser as _;
-use domaintools::{Client, ClientConfig, Credentials, Proxy};
+use domaintools::{Client, Credentials};
 use misp_domaintools::config::{Command, Config};
 use misp_domaintools::opencti::{self, ConnectorSettings};
 use serde_json::{json, Value};
@@ -441,10 +441,7 @@ pub fn start(
     username: &str,
     key: &str,
 ) -> RunningConnector {
-    let mut config = ClientConfig::new("OpenCTI", "test");
-    config.base_url = api_url.to_owned();
-    config.proxy = Proxy::None;
-    let client = Client::new(config).unwrap();
+    let client = Client::new(super::server::client_config("OpenCTI", api_url)).unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(opencti::run(
         settings,

@@ -25,12 +25,11 @@ fn beside(url: &str, budget: Duration) -> Options {
 }
 
 async fn start_beside(url: &str, budget: Duration) -> TestServer {
-    server::start_with(
-        FakeApi::new().with_user(USER, KEY),
-        beside(url, budget),
-        Duration::from_secs(8),
-    )
-    .await
+    TestServer::builder()
+        .fake(FakeApi::new().with_user(USER, KEY))
+        .options(beside(url, budget))
+        .start()
+        .await
 }
 
 fn http() -> reqwest::Client {

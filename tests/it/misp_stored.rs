@@ -108,7 +108,7 @@ async fn stored_reply(server: &TestServer, request: &Value) -> Vec<Value> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_stored_row_on_the_recorded_data_is_one_misp_keeps() {
-    let server = server::start().await;
+    let server = TestServer::start().await;
     let mut rows = 0;
     for request in every_stored_request() {
         let results = stored_reply(&server, &request).await;
@@ -127,7 +127,7 @@ async fn every_stored_row_on_the_recorded_data_is_one_misp_keeps() {
 
 #[tokio::test]
 async fn guided_pivot_notes_are_stored_as_the_value_they_describe() {
-    let server = server::start().await;
+    let server = TestServer::start().await;
     let results = stored_reply(
         &server,
         &json!({"module": "DomainTools-Iris-Investigate", "domain": "google.com",
@@ -172,7 +172,7 @@ async fn guided_pivot_notes_are_stored_as_the_value_they_describe() {
 
 #[tokio::test]
 async fn an_import_summary_is_one_comment_attribute_not_every_attributes_comment() {
-    let server = server::start().await;
+    let server = TestServer::start().await;
     let results = stored_reply(&server, &detect("0", "0")).await;
     let summaries: Vec<&Value> = results
         .iter()
@@ -198,7 +198,7 @@ async fn an_import_summary_is_one_comment_attribute_not_every_attributes_comment
 
 #[tokio::test]
 async fn a_hover_error_reaches_the_popover_and_stored_errors_keep_the_protocol_shape() {
-    let server = server::start().await;
+    let server = TestServer::start().await;
     let hover = server
         .query(
             json!({"module": "DomainTools-Iris-Investigate", "domain": "no-such-domain-here.com",
@@ -232,7 +232,7 @@ async fn a_hover_error_reaches_the_popover_and_stored_errors_keep_the_protocol_s
 
 #[tokio::test]
 async fn iris_detect_takes_any_data_like_domaintools_own_test() {
-    let server = server::start().await;
+    let server = TestServer::start().await;
     let mut request = detect("0", "0");
     request["data"] = json!({"dummy": "data"});
     let reply = server.query(request).await;

@@ -102,6 +102,50 @@ pub struct Config {
     #[arg(long, env = "MISP_DOMAINTOOLS_BODY_LIMIT", default_value_t = 8 * 1024 * 1024)]
     pub body_limit: usize,
 
+    /// Most client connections open at once (also kept to half the open-files limit). At the
+    /// cap the connection idle longest is closed to make room; when none is idle, the new one
+    /// is answered 503 and closed.
+    #[arg(long, env = "MISP_DOMAINTOOLS_MAX_CONNECTIONS", default_value_t = 4096,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: u32,
+
+    /// Seconds a client has to send a request's headers, counted from when the connection
+    /// waits for a request (so it also closes kept-alive HTTP/1 connections left unused).
+    #[arg(
+        long,
+        env = "MISP_DOMAINTOOLS_HEADER_READ_TIMEOUT",
+        default_value_t = 10.0
+    )]
+    pub header_read_timeout: f64,
+
+    /// Seconds a client has to send a whole /query body.
+    #[arg(
+        long,
+        env = "MISP_DOMAINTOOLS_BODY_READ_TIMEOUT",
+        default_value_t = 30.0
+    )]
+    pub body_read_timeout: f64,
+
+    /// Seconds a connection with no request in progress stays open.
+    #[arg(long, env = "MISP_DOMAINTOOLS_IDLE_TIMEOUT", default_value_t = 30.0)]
+    pub idle_timeout: f64,
+
+    /// Seconds a client may leave a reply unread before its connection is closed.
+    #[arg(long, env = "MISP_DOMAINTOOLS_WRITE_TIMEOUT", default_value_t = 30.0)]
+    pub write_timeout: f64,
+
+    /// MiB of /query bodies all requests together may hold while they are read; past it a
+    /// request is told to try again.
+    #[arg(long, env = "MISP_DOMAINTOOLS_REQUEST_BUFFER_MB", default_value_t = 64,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub request_buffer_mb: u32,
+
+    /// MiB of large replies (over 64 KiB) all clients together may hold unread; past it a
+    /// request is told to try again.
+    #[arg(long, env = "MISP_DOMAINTOOLS_REPLY_BUFFER_MB", default_value_t = 128,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub reply_buffer_mb: u32,
+
     /// Size of the in-process response cache, in MiB of cached answers (0 turns it off).
     #[arg(long, env = "MISP_DOMAINTOOLS_CACHE_SIZE_MB", default_value_t = 64)]
     pub cache_size_mb: u64,

@@ -8,6 +8,8 @@ use domaintools::{CacheConfig, Client, ClientConfig, Credentials, Proxy, Ttls};
 
 use crate::config::{Config, RateLimitMode};
 use crate::demo::{self, DemoApi};
+use crate::http::body::ByteBudget;
+use crate::http::connections::ConnectionLimits;
 use crate::http::{AppState, Options};
 use crate::protocol::DefaultCredentials;
 use crate::registry;
@@ -32,9 +34,38 @@ pub(crate) fn build_state(
         hover_budget: seconds(config.hover_budget, "--hover-budget")?,
         query_budget: seconds(config.query_budget, "--query-budget")?,
         metrics_endpoint: !config.disable_metrics,
+        connections: ConnectionLimits {
+            max_connections: config.max_connections as usize,
+            header_read_timeout: seconds(config.header_read_timeout, "--header-read-timeout")?,
+            idle_timeout: seconds(config.idle_timeout, "--idle-timeout")?,
+            write_timeout: seconds(config.write_timeout, "--write-timeout")?,
+        },
+        body_read_timeout: seconds(config.body_read_timeout, "--body-read-timeout")?,
+        request_buffer: ByteBudget::new(mib(config.request_buffer_mb)),
+        reply_buffer: ByteBudget::new(mib(config.reply_buffer_mb)),
+        module_runtime: Some(module_runtime()?),
         ..Options::default()
     };
     Ok(AppState::new(registry, client, options))
+}
+
+fn mib(n: u32) -> usize {
+    (n as usize).saturating_mul(1024 * 1024)
+}
+
+/// The worker pool modules run on, built once and kept for the life of the process (a runtime
+/// may not be dropped from async code).
+fn module_runtime() -> anyhow::Result<tokio::runtime::Handle> {
+    static MODULES: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+    if let Some(runtime) = MODULES.get() {
+        return Ok(runtime.handle().clone());
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .thread_name("modules")
+        .enable_all()
+        .build()
+        .context("starting the module worker pool")?;
+    Ok(MODULES.get_or_init(|| runtime).handle().clone())
 }
 
 /// A positive number of seconds from a setting.

@@ -1,10 +1,11 @@
 //! The HTTP server: shared state, the pure `router`, `serve` with graceful shutdown, and the
 //! misp-modules handlers (`/modules`, `/query`, `/healthcheck`, `/version`, `/metrics`).
 
+pub mod body;
+pub mod connections;
 mod metrics;
 
 use std::future::Future;
-use std::future::IntoFuture;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,7 +13,6 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -22,7 +22,6 @@ use chrono::{DateTime, Utc};
 use futures_util::FutureExt;
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
 use tower_http::trace::TraceLayer;
 
 use domaintools::Client;
@@ -53,6 +52,18 @@ pub struct Options {
     /// After a shutdown request, how long in-flight requests may take before the server stops
     /// anyway: a client that never finishes sending its request must not keep it up forever.
     pub shutdown_grace: Duration,
+    /// Connection limits and timeouts.
+    pub connections: connections::ConnectionLimits,
+    /// Longest time a request body may take to arrive, in all.
+    pub body_read_timeout: Duration,
+    /// Request body bytes all requests together may hold while they are read.
+    pub request_buffer: body::ByteBudget,
+    /// Bytes of large replies all clients together may hold until they have read them.
+    pub reply_buffer: body::ByteBudget,
+    /// Where modules run: a worker pool of their own keeps connections served (health
+    /// checks, refusals, timeouts) while modules are busy mapping large answers. `None`: the
+    /// current runtime.
+    pub module_runtime: Option<tokio::runtime::Handle>,
 }
 
 impl Default for Options {
@@ -68,6 +79,11 @@ impl Default for Options {
             // Within Docker's and systemd's default stop timeouts (10 s and 90 s), and longer
             // than MISP waits for any answer (5 s for a hover, 10 s otherwise).
             shutdown_grace: Duration::from_secs(10),
+            connections: connections::ConnectionLimits::default(),
+            body_read_timeout: Duration::from_secs(30),
+            request_buffer: body::ByteBudget::new(64 * 1024 * 1024),
+            reply_buffer: body::ByteBudget::new(128 * 1024 * 1024),
+            module_runtime: None,
         }
     }
 }
@@ -167,32 +183,8 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let grace = state.inner.options.shutdown_grace;
-    let (requested, shutdown_requested) = oneshot::channel::<()>();
-    let shutdown = async move {
-        shutdown.await;
-        let _ = requested.send(());
-    };
-    let server = axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .into_future();
-    // Graceful shutdown alone waits for every open connection, including one whose client
-    // sent half a request and went silent: the grace period bounds that wait.
-    let deadline = async move {
-        match shutdown_requested.await {
-            Ok(()) => tokio::time::sleep(grace).await,
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        result = server => result,
-        () = deadline => {
-            tracing::warn!(
-                grace_s = grace.as_secs_f64(),
-                "requests still in flight after the shutdown grace period; stopping anyway"
-            );
-            Ok(())
-        }
-    }
+    let limits = state.inner.options.connections.clone();
+    connections::serve(listener, router(state), limits, grace, shutdown).await
 }
 
 /// Completes on Ctrl-C or SIGTERM.
@@ -258,24 +250,32 @@ async fn not_found() -> (StatusCode, Json<Value>) {
 /// because MISP hides the body of anything else. Only a body that is not a JSON object is a 400.
 async fn query_module(
     State(state): State<AppState>,
-    body: Result<Bytes, BytesRejection>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Body,
 ) -> Response {
     let started = Instant::now();
-    let body = match body {
+    let options = &state.inner.options;
+    let body = match body::read(
+        &headers,
+        body,
+        options.body_limit,
+        &options.request_buffer,
+        options.body_read_timeout,
+    )
+    .await
+    {
         Ok(body) => body,
-        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            let limit = state.inner.options.body_limit;
-            return ok(protocol::error_json(format!(
-                "The request body is larger than this server accepts ({limit} bytes; see --body-limit)."
-            )));
-        }
-        Err(rejection) => {
-            return ok(protocol::error_json(format!(
-                "The request body could not be read ({rejection})."
-            )));
+        Err(error) => {
+            let mut response = ok(protocol::error_json(error.to_string()));
+            // The rest of the body is not read, so the connection cannot carry another request.
+            response.headers_mut().insert(
+                header::CONNECTION,
+                header::HeaderValue::from_static("close"),
+            );
+            return response;
         }
     };
-    let request = match protocol::parse_body(&body) {
+    let request = match protocol::parse_body(&body.bytes) {
         Ok(request) => request,
         Err(message) => {
             return (StatusCode::BAD_REQUEST, Json(json!({"error": message}))).into_response()
@@ -285,7 +285,23 @@ async fn query_module(
         Ok(name) => name.to_owned(),
         Err(message) => return ok(protocol::error_json(message)),
     };
-    let (reply, outcome) = answer(&state, &name, &request, started).await;
+    let (reply, outcome) = match options.module_runtime.clone() {
+        None => answer(&state, &name, &request, started).await,
+        Some(modules) => {
+            let (task_state, task_name) = (state.clone(), name.clone());
+            let task =
+                AbortOnDrop(modules.spawn(async move {
+                    answer(&task_state, &task_name, &request, started).await
+                }));
+            task.await.unwrap_or_else(|_| {
+                (
+                    protocol::error_json("Internal error in the module; the server logged it."),
+                    "panic",
+                )
+            })
+        }
+    };
+    drop(body);
     let elapsed = started.elapsed().as_secs_f64();
     let elapsed_ms = elapsed * 1000.0;
     // Only registered names become label values: arbitrary request text must not create series.
@@ -295,15 +311,61 @@ async fn query_module(
         .find(&name)
         .map_or("unknown", |r| r.module.name);
     state.inner.metrics.query(label, outcome, elapsed);
+    // The module name is the client's text: quoted, escaped and cut like in error messages,
+    // so it can neither forge log lines nor flood the log.
+    let shown_name = domaintools::classic::shown(&name);
     match reply.get("error").and_then(Value::as_str) {
         Some(error) => {
-            tracing::info!(module.name = %name, outcome, duration_ms = elapsed_ms, error, "query answered with an error")
+            tracing::info!(module.name = %shown_name, outcome, duration_ms = elapsed_ms, error, "query answered with an error")
         }
         None => {
-            tracing::info!(module.name = %name, outcome, duration_ms = elapsed_ms, "query answered")
+            tracing::info!(module.name = %shown_name, outcome, duration_ms = elapsed_ms, "query answered")
         }
     }
-    ok(reply)
+    large_reply(&state, reply)
+}
+
+/// A reply, streamed under the reply budget when it is large; when the budget is spent (other
+/// clients have not read theirs yet) the client is told to try again.
+fn large_reply(state: &AppState, reply: Value) -> Response {
+    let bytes = serde_json::to_vec(&reply).unwrap_or_default();
+    drop(reply);
+    if bytes.len() <= body::STREAMED_REPLY {
+        return ([(header::CONTENT_TYPE, "application/json")], bytes).into_response();
+    }
+    let len = bytes.len();
+    let Some(held) = state.inner.options.reply_buffer.try_take(len) else {
+        return ok(protocol::error_json(
+            "The server is sending too many other large replies right now; try again shortly.",
+        ));
+    };
+    let mut response = Response::new(body::streamed(Bytes::from(bytes), held));
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/json"),
+    );
+    headers.insert(header::CONTENT_LENGTH, len.into());
+    response
+}
+
+/// A task that is cancelled when nobody waits for it any more (the client went away).
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Future for AbortOnDrop<T> {
+    type Output = Result<T, tokio::task::JoinError>;
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        std::pin::Pin::new(&mut self.0).poll(cx)
+    }
+}
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// Runs the module for one request and says how it went ("ok", "error", "timeout", "panic").

@@ -195,7 +195,9 @@ impl Client {
             .user_agent(concat!("misp-domaintools/", env!("CARGO_PKG_VERSION")))
             .timeout(config.timeout)
             .connect_timeout(config.connect_timeout)
-            .pool_idle_timeout(Duration::from_secs(60));
+            .pool_idle_timeout(Duration::from_secs(60))
+            // A redirect would carry the signed request elsewhere: it is an error instead.
+            .redirect(reqwest::redirect::Policy::none());
         builder = match &config.proxy {
             Proxy::FromEnvironment => builder,
             Proxy::None => builder.no_proxy(),
@@ -450,7 +452,7 @@ impl Client {
                 }
             }
             let result = self
-                .attempt(caller.borrow(), &method, &path, &params, timeout, product)
+                .attempt(caller.borrow(), &method, &path, &params, timeout, &account)
                 .await;
             let error = match result {
                 Ok(body) => return Ok(body),
@@ -466,9 +468,6 @@ impl Client {
                 error,
                 Error::Api { status: 503, .. } | Error::Connect(_) | Error::Transport(_)
             );
-            if matches!(error, Error::Api { status: 503, .. }) {
-                self.inner.limits.slow_down(&account, product);
-            }
             if !retryable || attempt >= MAX_RETRIES {
                 return Err(error);
             }
@@ -505,9 +504,10 @@ impl Client {
         path: &str,
         params: &[(String, String)],
         timeout: Duration,
-        product: &'static str,
+        account: &str,
     ) -> Result<Bytes> {
         let inner = &self.inner;
+        let product = limits::product(path);
         let timestamp = auth::timestamp(Utc::now());
         let signature = auth::sign(caller.credentials, &timestamp, path, SignHash::Sha256);
         // The official client's parameter order: identification, auth, then the endpoint's own.
@@ -535,6 +535,18 @@ impl Client {
                 .await
                 .map_err(|e| Error::from_reqwest(e, timeout))?;
             let status = response.status();
+            if status == StatusCode::SERVICE_UNAVAILABLE {
+                let asked = response
+                    .headers()
+                    .get(reqwest::header::RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok());
+                inner
+                    .limits
+                    .slow_down(account, product, limits::retry_after(asked));
+            }
+            if status.is_redirection() {
+                return Err(redirected(status, response.url(), response.headers()));
+            }
             let body = read_capped(response, timeout).await?;
             if status.is_success() {
                 Ok(body)
@@ -546,7 +558,7 @@ impl Client {
         guard.finished();
         let status = match &result {
             Ok(_) => "200".to_owned(),
-            Err(Error::Api { status, .. }) => status.to_string(),
+            Err(Error::Api { status, .. } | Error::Redirected { status, .. }) => status.to_string(),
             Err(Error::Timeout(_)) => "timeout".to_owned(),
             Err(Error::Connect(_)) => "connect_error".to_owned(),
             Err(_) => "transport_error".to_owned(),
@@ -779,6 +791,30 @@ async fn read_capped(mut response: reqwest::Response, timeout: Duration) -> Resu
         buf.extend_from_slice(&chunk);
     }
     Ok(buf.freeze())
+}
+
+/// A redirect, refused: following it would send the signed request (username, timestamp and
+/// signature, which covers neither the host nor the parameters) to another address. The error
+/// names only where it pointed (scheme, host and port), never its path or query.
+fn redirected(status: StatusCode, from: &url::Url, headers: &reqwest::header::HeaderMap) -> Error {
+    let to = headers
+        .get(reqwest::header::LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|location| from.join(location).ok())
+        .map_or_else(
+            || "an address it did not give".to_owned(),
+            |target| {
+                let host = target.host_str().unwrap_or_default();
+                match target.port() {
+                    Some(port) => format!("{}://{host}:{port}", target.scheme()),
+                    None => format!("{}://{host}", target.scheme()),
+                }
+            },
+        );
+    Error::Redirected {
+        status: status.as_u16(),
+        to,
+    }
 }
 
 /// Maps a non-2xx answer to [`Error::Api`], taking the message from the error envelope.

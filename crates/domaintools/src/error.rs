@@ -15,6 +15,15 @@ pub enum Error {
         /// DomainTools' own explanation.
         message: String,
     },
+    /// DomainTools (or whatever answered at the API address) redirected the call; redirects
+    /// are never followed, since the signed request would go to another address.
+    #[error("DomainTools API answered {status} with a redirect to {to}; redirects are not followed (check --api-url and the proxy settings)")]
+    Redirected {
+        /// The HTTP status (301, 302, 303, 307, 308).
+        status: u16,
+        /// Where it pointed: scheme, host and port only.
+        to: String,
+    },
     /// No answer within the allowed time.
     #[error("DomainTools API did not answer within {} s", .0.as_secs().max(1))]
     Timeout(Duration),
@@ -59,7 +68,10 @@ impl Error {
             | Error::RateLimited { .. }
             | Error::Connect(_)
             | Error::Transport(_) => true,
-            Error::Decode(_) | Error::InvalidInput(_) | Error::Config(_) => false,
+            Error::Decode(_)
+            | Error::InvalidInput(_)
+            | Error::Config(_)
+            | Error::Redirected { .. } => false,
         }
     }
 

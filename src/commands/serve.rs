@@ -36,7 +36,7 @@ pub async fn run(
         .with_context(|| format!("cannot listen on {}:{}", config.listen, config.port))?;
     tracing::info!(
         address = %listener.local_addr()?,
-        api_url = %state.api_url(),
+        api_url = %domaintools::redacted_url(state.api_url()),
         modules = state.registry().modules().len(),
         "misp-domaintools {} listening",
         env!("CARGO_PKG_VERSION")

@@ -243,7 +243,6 @@ pub async fn serve(
     }
     drop(stop_tx);
     drop(done_rx);
-    tracing::info!("shutdown requested; finishing in-flight requests");
     // Every connection task holds a receiver until it ends.
     if tokio::time::timeout(grace, done_tx.closed()).await.is_err() {
         tracing::warn!(

@@ -140,7 +140,16 @@ pub fn router(state: AppState) -> Router {
         .route("/version", get(version))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(body_limit))
-        .layer(TraceLayer::new_for_http())
+        // The request's path is the client's text: cut and escaped like in error messages.
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|request: &axum::http::Request<_>| {
+                tracing::debug_span!(
+                    "request",
+                    method = %request.method(),
+                    path = %domaintools::classic::shown(request.uri().path()),
+                )
+            }),
+        )
         .with_state(state)
 }
 
@@ -187,18 +196,27 @@ pub async fn serve(
     connections::serve(listener, router(state), limits, grace, shutdown).await
 }
 
-/// Completes on Ctrl-C or SIGTERM.
+/// Completes on Ctrl-C, SIGTERM or SIGHUP. A hang-up (the terminal closed, a supervisor's
+/// reload sent to a process that has nothing to reload) gets the same graceful shutdown as a
+/// stop, not the default of dying with requests in flight.
 pub async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };
     #[cfg(unix)]
     let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
+        use tokio::signal::unix::{signal, SignalKind};
+        match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::hangup()),
+        ) {
+            (Ok(mut term), Ok(mut hangup)) => {
+                tokio::select! {
+                    _ = term.recv() => {},
+                    _ = hangup.recv() => {},
+                }
             }
-            Err(_) => std::future::pending::<()>().await,
+            _ => std::future::pending::<()>().await,
         }
     };
     #[cfg(not(unix))]

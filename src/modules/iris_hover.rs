@@ -32,7 +32,9 @@ pub(crate) async fn run(
     input: Input,
     product: Product,
 ) -> Result<Reply, ModuleError> {
-    let domain = lookup_domain(&input.value)?;
+    // Checked like the classic modules' inputs: a comma would make Iris look up several
+    // domains, other characters would be cut off by the domain reduction.
+    let domain = super::classic::lookup_domain(&input)?;
     let response = match product {
         Product::Investigate => {
             ctx.client

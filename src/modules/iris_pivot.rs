@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-use super::iris_hover::{check_response, lookup_domain};
+use super::iris_hover::check_response;
 use super::iris_search::{self, Stop};
 use super::{Context, Input, Module, ModuleError, Reply};
 use crate::misp::{Entry, Payload, EXTERNAL_ANALYSIS};
@@ -98,7 +98,7 @@ async fn run_domain(ctx: Context, input: Input) -> Result<Reply, ModuleError> {
     let threshold = ctx
         .settings
         .number("guided_pivot_threshold", DEFAULT_GUIDED_PIVOT_THRESHOLD)?;
-    let domain = lookup_domain(&input.value)?;
+    let domain = super::classic::lookup_domain(&input)?;
     let response = ctx
         .client
         .iris_investigate(ctx.caller(), &[("domain", domain.as_str())])

@@ -51,6 +51,20 @@ pub enum Proxy {
     Url(SecretString),
 }
 
+/// `url` as it may be shown in logs and errors: a password in it is replaced by `****`; a URL
+/// that cannot be parsed is not shown at all (it may hold one anyway).
+pub fn redacted_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) => {
+            if parsed.password().is_some() {
+                let _ = parsed.set_password(Some("****"));
+            }
+            parsed.to_string()
+        }
+        Err(_) => "(a URL that cannot be parsed)".to_owned(),
+    }
+}
+
 /// Settings of a [`Client`].
 #[derive(Debug, Clone)]
 pub struct ClientConfig {
@@ -185,10 +199,11 @@ impl Client {
     pub fn new(config: ClientConfig) -> Result<Self> {
         let base_url = config.base_url.trim_end_matches('/').to_owned();
         let parsed = url::Url::parse(&base_url)
-            .map_err(|e| Error::Config(format!("base URL {base_url:?}: {e}")))?;
+            .map_err(|e| Error::Config(format!("the base URL cannot be parsed ({e})")))?;
         if !matches!(parsed.scheme(), "http" | "https") {
             return Err(Error::Config(format!(
-                "base URL {base_url:?} must start with https:// (or http:// for a local fake)"
+                "base URL {:?} must start with https:// (or http:// for a local fake)",
+                redacted_url(&base_url)
             )));
         }
         let mut builder = reqwest::Client::builder()
@@ -266,6 +281,14 @@ impl Client {
             return Err(Error::InvalidInput(format!(
                 "Iris Enrich takes 1 to 100 domains per call, not {}",
                 domains.len()
+            )));
+        }
+        // One domain per entry: Iris reads a comma as a separator, so `a.com,b.com` would be
+        // several lookups charged to the caller.
+        if let Some(listed) = domains.iter().find(|d| d.contains(',')) {
+            return Err(Error::InvalidInput(format!(
+                "{} is not a domain name: it contains a comma.",
+                super::classic::shown(listed)
             )));
         }
         if let ([domain], true) = (domains, self.inner.batcher.enabled()) {
@@ -856,6 +879,26 @@ mod tests {
         assert_eq!(
             api_error(StatusCode::INTERNAL_SERVER_ERROR, b"oops not json").to_string(),
             "DomainTools API error 500: Internal Server Error"
+        );
+    }
+
+    #[test]
+    fn passwords_in_urls_are_never_shown() {
+        assert_eq!(
+            redacted_url("https://user:s3cret@api.example.com/v1"),
+            "https://user:****@api.example.com/v1"
+        );
+        assert_eq!(
+            redacted_url("https://api.domaintools.com"),
+            "https://api.domaintools.com/"
+        );
+        assert!(!redacted_url("http://u:s3cret@[nope").contains("s3cret"));
+        let mut config = ClientConfig::new("MISP", "0");
+        config.base_url = "ftp://u:s3cret@example.com".into();
+        let error = Client::new(config).unwrap_err().to_string();
+        assert!(
+            error.contains("****") && !error.contains("s3cret"),
+            "{error}"
         );
     }
 

@@ -93,6 +93,13 @@ pub(crate) fn build_client(
         (Some(url), false) => Proxy::Url(url.clone()),
         (None, false) => Proxy::FromEnvironment,
     };
+    client_config.extra_roots_pem = match &config.ca_file {
+        Some(path) => Some(
+            std::fs::read(path)
+                .with_context(|| format!("--ca-file: cannot read {}", path.display()))?,
+        ),
+        None => None,
+    };
     client_config.cache = CacheConfig {
         ttls: Ttls {
             iris: Duration::from_secs(config.cache_ttl_iris),

@@ -455,6 +455,13 @@ async fn answer(
             protocol::error_json("Internal error in the module; the server logged it."),
             "panic",
         ),
+        Ok(Ok(Ok(reply)))
+            if reply.results.is_empty() && reply.error.is_none() && reply.comment.is_none() =>
+        {
+            // Records were there but none held anything readable (junk from upstream): an
+            // empty list alone would read as "nothing to see" when something went wrong.
+            (protocol::error_json(UNREADABLE_ANSWER), "error")
+        }
         Ok(Ok(Ok(reply))) => {
             let outcome = if reply.error.is_some() { "error" } else { "ok" };
             (protocol::reply_json(reply), outcome)
@@ -468,6 +475,9 @@ async fn answer(
         }
     }
 }
+
+/// What a module's empty answer (no entries, no error, no comment) tells the user.
+const UNREADABLE_ANSWER: &str = "DomainTools answered, but nothing in its answer could be read (no usable record); try again later or report it if it persists.";
 
 /// How long past its budget a module may take to wrap up before the request is cut.
 const HARD_STOP_GRACE: Duration = Duration::from_millis(200);

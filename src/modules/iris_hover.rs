@@ -32,9 +32,7 @@ pub(crate) async fn run(
     input: Input,
     product: Product,
 ) -> Result<Reply, ModuleError> {
-    // Checked like the classic modules' inputs: a comma would make Iris look up several
-    // domains, other characters would be cut off by the domain reduction.
-    let domain = super::classic::lookup_domain(&input)?;
+    let domain = checked_domain(&input.value)?;
     let response = match product {
         Product::Investigate => {
             ctx.client
@@ -67,6 +65,16 @@ pub(crate) fn lookup_domain(value: &str) -> Result<String, ModuleError> {
             domaintools::classic::shown(value)
         ))
     })
+}
+
+/// The registrable domain to send to Iris, checked like the one the classic modules put in a
+/// path: a comma in it would make Iris look up several domains (charged to the caller), and
+/// other characters no domain has are refused rather than sent.
+pub(crate) fn checked_domain(value: &str) -> Result<String, ModuleError> {
+    let domain = lookup_domain(value)?;
+    domaintools::classic::validate_domain(&domain)
+        .map_err(|e| ModuleError::Input(e.to_string()))?;
+    Ok(domain)
 }
 
 /// Turns Iris's in-band problems (HTTP 200 all the same) into errors.

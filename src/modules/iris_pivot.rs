@@ -98,7 +98,7 @@ async fn run_domain(ctx: Context, input: Input) -> Result<Reply, ModuleError> {
     let threshold = ctx
         .settings
         .number("guided_pivot_threshold", DEFAULT_GUIDED_PIVOT_THRESHOLD)?;
-    let domain = super::classic::lookup_domain(&input)?;
+    let domain = super::iris_hover::checked_domain(&input.value)?;
     let response = ctx
         .client
         .iris_investigate(ctx.caller(), &[("domain", domain.as_str())])

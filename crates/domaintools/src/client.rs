@@ -77,6 +77,9 @@ pub struct ClientConfig {
     pub connect_timeout: Duration,
     /// Outbound proxy.
     pub proxy: Proxy,
+    /// PEM certificates of authorities trusted besides the system's roots and the bundled
+    /// Mozilla ones (a TLS-inspecting proxy's CA).
+    pub extra_roots_pem: Option<Vec<u8>>,
     /// Sent as `app_partner` on every call (DomainTools' integration analytics).
     pub app_partner: String,
     /// Sent as `app_version` on every call.
@@ -100,6 +103,7 @@ impl ClientConfig {
             timeout: Duration::from_secs(8),
             connect_timeout: Duration::from_secs(3),
             proxy: Proxy::FromEnvironment,
+            extra_roots_pem: None,
             app_partner: app_partner.into(),
             app_version: app_version.into(),
             cache: CacheConfig::default(),
@@ -222,6 +226,18 @@ impl Client {
                     .map_err(|_| Error::Config("the proxy URL cannot be parsed".to_owned()))?,
             ),
         };
+        if let Some(pem) = &config.extra_roots_pem {
+            let roots = reqwest::Certificate::from_pem_bundle(pem)
+                .map_err(|e| Error::Config(format!("the CA file cannot be read as PEM: {e}")))?;
+            if roots.is_empty() {
+                return Err(Error::Config(
+                    "the CA file holds no PEM certificate".to_owned(),
+                ));
+            }
+            for root in roots {
+                builder = builder.add_root_certificate(root);
+            }
+        }
         let http = builder
             .build()
             .map_err(|e| Error::Config(format!("HTTP client: {e}")))?;

@@ -293,7 +293,7 @@ async fn query_module(
             return response;
         }
     };
-    let request = match protocol::parse_body(&body.bytes) {
+    let request = match protocol::parse_body(&body.bytes, &state.inner.registry) {
         Ok(request) => request,
         Err(message) => {
             return (StatusCode::BAD_REQUEST, Json(json!({"error": message}))).into_response()

@@ -303,21 +303,30 @@ async fn query_module(
         Ok(name) => name.to_owned(),
         Err(message) => return ok(protocol::error_json(message)),
     };
-    let (reply, outcome) = match options.module_runtime.clone() {
-        None => answer(&state, &name, &request, started).await,
-        Some(modules) => {
-            let (task_state, task_name) = (state.clone(), name.clone());
-            let task =
-                AbortOnDrop(modules.spawn(async move {
-                    answer(&task_state, &task_name, &request, started).await
-                }));
-            task.await.unwrap_or_else(|_| {
-                (
-                    protocol::error_json("Internal error in the module; the server logged it."),
-                    "panic",
-                )
-            })
+    // The module and the serialization of its reply (megabytes for some) run on the module
+    // pool, away from the connections.
+    let run = {
+        let (state, name) = (state.clone(), name.clone());
+        async move {
+            let (reply, outcome) = answer(&state, &name, &request, started).await;
+            let error = reply
+                .get("error")
+                .and_then(Value::as_str)
+                .map(str::to_owned);
+            (
+                serde_json::to_vec(&reply).unwrap_or_default(),
+                outcome,
+                error,
+            )
         }
+    };
+    let (reply, outcome, error) = match options.module_runtime.clone() {
+        None => run.await,
+        Some(modules) => AbortOnDrop(modules.spawn(run)).await.unwrap_or_else(|_| {
+            let message = "Internal error in the module; the server logged it.";
+            let reply = serde_json::to_vec(&protocol::error_json(message)).unwrap_or_default();
+            (reply, "panic", Some(message.to_owned()))
+        }),
     };
     drop(body);
     let elapsed = started.elapsed().as_secs_f64();
@@ -332,7 +341,7 @@ async fn query_module(
     // The module name is the client's text: quoted, escaped and cut like in error messages,
     // so it can neither forge log lines nor flood the log.
     let shown_name = domaintools::classic::shown(&name);
-    match reply.get("error").and_then(Value::as_str) {
+    match error {
         Some(error) => {
             tracing::info!(module.name = %shown_name, outcome, duration_ms = elapsed_ms, error, "query answered with an error")
         }
@@ -345,9 +354,7 @@ async fn query_module(
 
 /// A reply, streamed under the reply budget when it is large; when the budget is spent (other
 /// clients have not read theirs yet) the client is told to try again.
-fn large_reply(state: &AppState, reply: Value) -> Response {
-    let bytes = serde_json::to_vec(&reply).unwrap_or_default();
-    drop(reply);
+fn large_reply(state: &AppState, bytes: Vec<u8>) -> Response {
     if bytes.len() <= body::STREAMED_REPLY {
         return ([(header::CONTENT_TYPE, "application/json")], bytes).into_response();
     }

@@ -19,6 +19,7 @@ mod quota;
 mod redis_cache;
 mod reliability_bad_input;
 mod reliability_faults;
+mod reliability_hostile;
 mod reliability_load;
 mod reliability_properties;
 mod reliability_secrets;

@@ -24,4 +24,5 @@ mod reliability_load;
 mod reliability_properties;
 mod reliability_secrets;
 mod reliability_shutdown;
+mod reliability_upstream;
 mod stix_bundles;

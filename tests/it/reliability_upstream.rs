@@ -111,7 +111,7 @@ async fn absurd_account_limits_never_panic_nor_throttle() {
         }));
     let url = upstream(app).await;
     let server = start_at(&url).await;
-    for n in 0..absurd.len() {
+    for (n, limit) in absurd.iter().enumerate() {
         let config = json!({"username": format!("u{n}"), "api_key": "k"});
         for _ in 0..3 {
             let reply = server
@@ -120,8 +120,7 @@ async fn absurd_account_limits_never_panic_nor_throttle() {
             assert!(
                 reply["error"].is_null()
                     && reply["results"].as_array().is_some_and(|r| !r.is_empty()),
-                "limit {}: {reply}",
-                absurd[n]
+                "limit {limit}: {reply}"
             );
             // Give the background read of the account's limits time to land.
             tokio::time::sleep(Duration::from_millis(50)).await;

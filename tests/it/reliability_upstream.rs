@@ -11,6 +11,7 @@ use axum::routing::any;
 use axum::Router;
 use domaintools_fake::{FakeApi, Fault};
 use serde_json::{json, Value};
+use tower::ServiceExt;
 
 use crate::common::child::ChildServer;
 use crate::common::server::{config, options, start_at, start_custom, KEY, USER};
@@ -375,4 +376,89 @@ async fn sighup_is_a_graceful_shutdown() {
         .wait_exit(Duration::from_secs(10))
         .expect("no exit after SIGHUP");
     assert!(status.success(), "exit status {status}");
+}
+
+/// A loopback HTTPS server in front of the fake API, with a certificate for 127.0.0.1 signed
+/// by a CA made here; returns its base URL and the CA's PEM.
+async fn tls_fake(fake: &FakeApi) -> (String, String) {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "TLS-inspecting proxy CA (test)");
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+    let server_key = KeyPair::generate().unwrap();
+    let server_cert = CertificateParams::new(vec!["127.0.0.1".to_owned()])
+        .unwrap()
+        .signed_by(&server_key, &ca)
+        .unwrap();
+    let tls = tokio_rustls::rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![server_cert.der().clone()],
+            tokio_rustls::rustls::pki_types::PrivateKeyDer::Pkcs8(
+                server_key.serialize_der().into(),
+            ),
+        )
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("https://{}", listener.local_addr().unwrap());
+    let app = fake.router();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let (acceptor, app) = (acceptor.clone(), app.clone());
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(stream).await else {
+                    return;
+                };
+                let service = hyper_util::service::TowerToHyperService::new(app.map_request(
+                    |r: axum::http::Request<hyper::body::Incoming>| r.map(axum::body::Body::new),
+                ));
+                let _ = hyper_util::server::conn::auto::Builder::new(
+                    hyper_util::rt::TokioExecutor::new(),
+                )
+                .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
+                .await;
+            });
+        }
+    });
+    (url, ca.pem())
+}
+
+#[tokio::test]
+async fn a_ca_file_is_trusted_besides_the_system_roots() {
+    use domaintools::{Caller, Client, ClientConfig, Credentials, Proxy};
+    let fake = FakeApi::new().with_user(USER, KEY);
+    let (url, ca_pem) = tls_fake(&fake).await;
+    let credentials = Credentials::new(USER, KEY);
+    let client = |roots: Option<Vec<u8>>| {
+        let mut config = ClientConfig::new("MISP", "test");
+        config.base_url = url.clone();
+        config.proxy = Proxy::None;
+        config.learn_rate_limits = false;
+        config.extra_roots_pem = roots;
+        Client::new(config).unwrap()
+    };
+    let untrusted = client(None)
+        .account(Caller::new(&credentials, "test"))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(untrusted.contains("certificate"), "{untrusted}");
+    let answer = client(Some(ca_pem.into_bytes()))
+        .account(Caller::new(&credentials, "test"))
+        .await
+        .unwrap();
+    assert!(answer["products"].is_array(), "{answer}");
+    assert_eq!(
+        fake.calls_to("/v1/account"),
+        1,
+        "only the trusted call got through"
+    );
+    // A file without a certificate is refused at start-up, not at the first call.
+    let mut config = ClientConfig::new("MISP", "test");
+    config.extra_roots_pem = Some(b"not a certificate".to_vec());
+    assert!(Client::new(config).is_err());
 }

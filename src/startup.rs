@@ -10,7 +10,7 @@ use crate::config::{Config, RateLimitMode};
 use crate::demo::{self, DemoApi};
 use crate::http::body::ByteBudget;
 use crate::http::connections::ConnectionLimits;
-use crate::http::{AppState, Options};
+use crate::http::{AppState, Options, ReplyCacheConfig};
 use crate::protocol::DefaultCredentials;
 use crate::registry;
 
@@ -44,6 +44,10 @@ pub(crate) fn build_state(
         request_buffer: ByteBudget::new(mib(config.request_buffer_mb)),
         reply_buffer: ByteBudget::new(mib(config.reply_buffer_mb)),
         module_runtime: Some(module_runtime()?),
+        reply_cache: ReplyCacheConfig {
+            ttl: Duration::from_secs(config.reply_cache_ttl),
+            max_bytes: config.reply_cache_size_mb.saturating_mul(1024 * 1024),
+        },
         ..Options::default()
     };
     Ok(AppState::new(registry, client, options))
@@ -103,7 +107,7 @@ pub(crate) fn build_client(
     client_config.cache = CacheConfig {
         ttls: Ttls {
             iris: Duration::from_secs(config.cache_ttl_iris),
-            whois: Duration::from_secs(config.cache_ttl_whois),
+            classic: Duration::from_secs(config.cache_ttl_whois),
             detect: Duration::from_secs(config.cache_ttl_detect),
         },
         max_bytes: config.cache_size_mb.saturating_mul(1024 * 1024),

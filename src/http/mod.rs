@@ -4,6 +4,9 @@
 pub mod body;
 pub mod connections;
 mod metrics;
+mod replies;
+
+pub use replies::ReplyCacheConfig;
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
@@ -27,6 +30,7 @@ use tower_http::trace::TraceLayer;
 use domaintools::Client;
 
 use self::metrics::Metrics;
+use self::replies::ReplyCache;
 use crate::misp::Form;
 use crate::modules::{Context, ModuleError, Settings};
 use crate::protocol::{self, DefaultCredentials};
@@ -64,6 +68,8 @@ pub struct Options {
     /// checks, refusals, timeouts) while modules are busy mapping large answers. `None`: the
     /// current runtime.
     pub module_runtime: Option<tokio::runtime::Handle>,
+    /// The cache of rendered replies in front of the modules.
+    pub reply_cache: ReplyCacheConfig,
 }
 
 impl Default for Options {
@@ -84,6 +90,7 @@ impl Default for Options {
             request_buffer: body::ByteBudget::new(64 * 1024 * 1024),
             reply_buffer: body::ByteBudget::new(128 * 1024 * 1024),
             module_runtime: None,
+            reply_cache: ReplyCacheConfig::OFF,
         }
     }
 }
@@ -100,6 +107,7 @@ struct Inner {
     client: Client,
     options: Options,
     metrics: Metrics,
+    replies: Option<ReplyCache>,
 }
 
 impl AppState {
@@ -108,6 +116,7 @@ impl AppState {
         Self {
             inner: Arc::new(Inner {
                 metrics: Metrics::new(client.metrics()),
+                replies: ReplyCache::new(options.reply_cache),
                 registry,
                 client,
                 options,
@@ -293,6 +302,30 @@ async fn query_module(
             return response;
         }
     };
+    let reply_key = state
+        .inner
+        .replies
+        .as_ref()
+        .map(|_| ReplyCache::key(&body.bytes, state.inner.options.demo));
+    if let Some(hit) = reply_key
+        .as_ref()
+        .zip(state.inner.replies.as_ref())
+        .and_then(|(key, replies)| replies.get(key))
+    {
+        state.inner.metrics.reply_cache(true);
+        state
+            .inner
+            .metrics
+            .query(hit.module, "ok", started.elapsed().as_secs_f64());
+        tracing::info!(
+            module.name = hit.module,
+            outcome = "ok",
+            cached = true,
+            duration_ms = started.elapsed().as_secs_f64() * 1000.0,
+            "query answered"
+        );
+        return large_reply(&state, hit.body);
+    }
     let request = match protocol::parse_body(&body.bytes, &state.inner.registry) {
         Ok(request) => request,
         Err(message) => {
@@ -349,12 +382,31 @@ async fn query_module(
             tracing::info!(module.name = %shown_name, outcome, duration_ms = elapsed_ms, "query answered")
         }
     }
-    large_reply(&state, reply)
+    let lifetime = state.inner.registry.find(&name).and_then(|r| {
+        r.module
+            .replies_live_as
+            .map(|family| (r.module.name, family))
+    });
+    match (state.inner.replies.as_ref(), reply_key, lifetime) {
+        (Some(replies), Some(key), Some((module, family))) if outcome == "ok" => {
+            state.inner.metrics.reply_cache(false);
+            // The bytes served now are the bytes a hit will serve.
+            let body = Bytes::from(reply);
+            replies.put(
+                key,
+                module,
+                body.clone(),
+                state.inner.client.cache_ttl(family),
+            );
+            large_reply(&state, body)
+        }
+        _ => large_reply(&state, Bytes::from(reply)),
+    }
 }
 
 /// A reply, streamed under the reply budget when it is large; when the budget is spent (other
 /// clients have not read theirs yet) the client is told to try again.
-fn large_reply(state: &AppState, bytes: Vec<u8>) -> Response {
+fn large_reply(state: &AppState, bytes: Bytes) -> Response {
     if bytes.len() <= body::STREAMED_REPLY {
         return ([(header::CONTENT_TYPE, "application/json")], bytes).into_response();
     }
@@ -364,7 +416,7 @@ fn large_reply(state: &AppState, bytes: Vec<u8>) -> Response {
             "The server is sending too many other large replies right now; try again shortly.",
         ));
     };
-    let mut response = Response::new(body::streamed(Bytes::from(bytes), held));
+    let mut response = Response::new(body::streamed(bytes, held));
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,

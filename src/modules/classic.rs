@@ -11,7 +11,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use super::{iris_hover, Context, Input, ModuleError, Reply};
+use super::{iris_record, Context, Input, ModuleError, Reply};
 use crate::misp::{dedup_tags, Entry, Payload, CATALOGUE, EXTERNAL_ANALYSIS};
 use crate::pyfmt::{self, is_truthy, list};
 use domaintools::{classic, ReverseWhoisMode};
@@ -26,9 +26,9 @@ pub enum Flavor {
     Pivot,
 }
 
-/// The reference's input families (its dispatch table, reference §4).
+/// The reference's kinds of input (its dispatch table, reference §4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Family {
+pub enum InputKind {
     /// `domain`, `hostname`, `url`, `uri`, `text`: reduced to the registrable domain.
     DomainLike,
     /// E-mail addresses, registrant name and phone, creation date: reverse whois.
@@ -39,19 +39,19 @@ pub enum Family {
     Other,
 }
 
-/// The family of a MISP attribute type.
-pub fn family(attribute_type: &str) -> Family {
+/// The kind of input a MISP attribute type is.
+pub fn input_kind(attribute_type: &str) -> InputKind {
     match attribute_type {
-        "domain" | "hostname" | "url" | "uri" | "text" => Family::DomainLike,
+        "domain" | "hostname" | "url" | "uri" | "text" => InputKind::DomainLike,
         "email-src"
         | "email-dst"
         | "target-email"
         | "whois-registrant-email"
         | "whois-registrant-name"
         | "whois-registrant-phone"
-        | "whois-creation-date" => Family::Contact,
-        "ip-src" | "ip-dst" => Family::Ip,
-        _ => Family::Other,
+        | "whois-creation-date" => InputKind::Contact,
+        "ip-src" | "ip-dst" => InputKind::Ip,
+        _ => InputKind::Other,
     }
 }
 
@@ -59,8 +59,8 @@ pub fn family(attribute_type: &str) -> Family {
 pub(crate) async fn run(ctx: Context, input: Input, flavor: Flavor) -> Result<Reply, ModuleError> {
     let mut failures = Failures::default();
     let caller = ctx.caller();
-    let payload = match family(&input.attribute_type) {
-        Family::DomainLike => {
+    let payload = match input_kind(&input.attribute_type) {
+        InputKind::DomainLike => {
             let domain = lookup_domain(&input)?;
             // The three lookups are independent: ask concurrently, map in the reference's order
             // so entries and de-duplication come out exactly as if they had run one by one.
@@ -81,7 +81,7 @@ pub(crate) async fn run(ctx: Context, input: Input, flavor: Flavor) -> Result<Re
                 ctx.now,
             )
         }
-        Family::Contact => {
+        InputKind::Contact => {
             let terms = input.value.trim();
             if terms.is_empty() {
                 return Err(ModuleError::Input(format!(
@@ -100,7 +100,7 @@ pub(crate) async fn run(ctx: Context, input: Input, flavor: Flavor) -> Result<Re
             }
             p
         }
-        Family::Ip => {
+        InputKind::Ip => {
             // Read the setting before calling, so a bad value costs no lookup.
             let results_limit = match flavor {
                 Flavor::Analyze => 0,
@@ -119,7 +119,7 @@ pub(crate) async fn run(ctx: Context, input: Input, flavor: Flavor) -> Result<Re
             }
             p
         }
-        Family::Other => {
+        InputKind::Other => {
             return Err(ModuleError::Input(format!(
                 "{} has no lookup for {} values; DomainTools-Iris-Pivot can pivot on them.",
                 ctx.module, input.attribute_type
@@ -140,7 +140,7 @@ pub(crate) fn lookup_domain(input: &Input) -> Result<String, ModuleError> {
     if matches!(input.attribute_type.as_str(), "domain" | "hostname") {
         classic::check_host_characters(&input.value).map_err(refused)?;
     }
-    let domain = iris_hover::lookup_domain(&input.value)?;
+    let domain = iris_record::lookup_domain(&input.value)?;
     classic::validate_domain(&domain).map_err(|e| {
         // Say where the refused name came from when it is not the value as given.
         if domain == input.value {
@@ -732,7 +732,7 @@ mod tests {
     #[test]
     fn families_follow_the_reference_dispatch_table() {
         for t in ["domain", "hostname", "url", "uri", "text"] {
-            assert_eq!(family(t), Family::DomainLike, "{t}");
+            assert_eq!(input_kind(t), InputKind::DomainLike, "{t}");
         }
         for t in [
             "email-src",
@@ -743,11 +743,11 @@ mod tests {
             "whois-registrant-phone",
             "whois-creation-date",
         ] {
-            assert_eq!(family(t), Family::Contact, "{t}");
+            assert_eq!(input_kind(t), InputKind::Contact, "{t}");
         }
-        assert_eq!(family("ip-src"), Family::Ip);
-        assert_eq!(family("ip-dst"), Family::Ip);
-        assert_eq!(family("x509-fingerprint-sha1"), Family::Other);
+        assert_eq!(input_kind("ip-src"), InputKind::Ip);
+        assert_eq!(input_kind("ip-dst"), InputKind::Ip);
+        assert_eq!(input_kind("x509-fingerprint-sha1"), InputKind::Other);
     }
 
     #[test]

@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-use super::classic::{self, Failures, Family};
+use super::classic::{self, Failures, InputKind};
 use super::{Context, Input, Module, ModuleError, Reply};
 use crate::misp::{Entry, Payload};
 use crate::pyfmt;
@@ -14,6 +14,7 @@ pub const MODULE: Module = Module {
     name: "DomainTools-Historic",
     descriptor: include_str!("../../modules/DomainTools-Historic.json"),
     run: |ctx, input| Box::pin(run(ctx, input)),
+    replies_live_as: Some(domaintools::Family::Classic),
 };
 
 /// What other input types get (the reference silently answered "An unknown error has
@@ -23,7 +24,7 @@ pub const SUPPORTED_INPUTS: &str =
 
 /// Hosting history, then whois history, of the value's registrable domain.
 pub async fn run(ctx: Context, input: Input) -> Result<Reply, ModuleError> {
-    if classic::family(&input.attribute_type) != Family::DomainLike {
+    if classic::input_kind(&input.attribute_type) != InputKind::DomainLike {
         return Err(ModuleError::Input(SUPPORTED_INPUTS.to_owned()));
     }
     let domain = classic::lookup_domain(&input)?;

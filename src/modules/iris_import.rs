@@ -6,16 +6,18 @@ use base64::alphabet;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use base64::Engine as _;
 
-use super::iris_search::{self, Stop};
+use super::iris_search;
 use super::{Context, Input, Module, ModuleError, Reply};
 use crate::misp::Form;
 use crate::pyfmt;
+use domaintools::Stop;
 
 /// The module's registry entry.
 pub const MODULE: Module = Module {
     name: "DomainTools-Iris-Import",
     descriptor: include_str!("../../modules/DomainTools-Iris-Import.json"),
     run: |ctx, input| Box::pin(run(ctx, input)),
+    replies_live_as: Some(domaintools::Family::Iris),
 };
 
 /// Domains imported when `results_limit` is unset (the compatibility policy's default; the
@@ -51,7 +53,8 @@ async fn run(ctx: Context, input: Input) -> Result<Reply, ModuleError> {
     .await?;
     let payload = iris_search::domain_entries(&collected.records);
     let imported = collected.records.len();
-    let note = collected.truncation_note("this search hash", "imported", imported, limit);
+    let note =
+        iris_search::truncation_note(&collected, "this search hash", "imported", imported, limit);
     let (error, comment) = match (&collected.stopped_early, note) {
         (Some(Stop::Failed(_)), note) => (note, None),
         (_, Some(note)) => (None, Some(note)),

@@ -3,7 +3,7 @@
 
 use chrono::{TimeZone, Utc};
 use misp_domaintools::misp::{render, Form};
-use misp_domaintools::modules::iris_hover::{map, Product};
+use misp_domaintools::modules::iris_record::{map, Product};
 use serde_json::Value;
 
 use crate::common::golden;

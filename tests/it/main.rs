@@ -25,4 +25,5 @@ mod reliability_properties;
 mod reliability_secrets;
 mod reliability_shutdown;
 mod reliability_upstream;
+mod reply_cache;
 mod stix_bundles;

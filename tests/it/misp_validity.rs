@@ -4,7 +4,7 @@
 
 use chrono::Utc;
 use misp_domaintools::misp::{render, Form, CATALOGUE};
-use misp_domaintools::modules::iris_hover::{map, Product};
+use misp_domaintools::modules::iris_record::{map, Product};
 use serde_json::Value;
 
 fn fixture(name: &str) -> Value {
@@ -37,7 +37,7 @@ pub fn assert_valid(entries: &[Value]) -> usize {
 }
 
 #[test]
-fn iris_hover_modules_emit_valid_misp() {
+fn iris_record_modules_emit_valid_misp() {
     let mut checked = 0;
     for (file, product) in [
         ("iris-investigate-domain.json", Product::Investigate),

@@ -122,7 +122,9 @@ async fn idle_sockets_at_a_1024_open_files_limit_cannot_lock_out_health_checks()
         "{}",
         tail(&output)
     );
-    assert!(!output.contains("Too many open files"), "{}", tail(&output));
+    // Evicted sockets close a moment after the new ones are accepted, so a burst may still
+    // meet "Too many open files" at accept(): the loop waits 50 ms and goes on, and the health
+    // checks above are what must hold.
     drop(idle);
 }
 

@@ -182,7 +182,7 @@ pub struct Config {
     #[arg(
         long,
         env = "MISP_DOMAINTOOLS_HEADER_READ_TIMEOUT",
-        default_value_t = 10.0
+        default_value_t = 30.0
     )]
     pub header_read_timeout: f64,
 
@@ -195,7 +195,7 @@ pub struct Config {
     pub body_read_timeout: f64,
 
     /// Seconds a connection with no request in progress stays open.
-    #[arg(long, env = "MISP_DOMAINTOOLS_IDLE_TIMEOUT", default_value_t = 30.0)]
+    #[arg(long, env = "MISP_DOMAINTOOLS_IDLE_TIMEOUT", default_value_t = 60.0)]
     pub idle_timeout: f64,
 
     /// Seconds a client may leave a reply unread before its connection is closed.

@@ -6,5 +6,7 @@ pub mod child;
 pub mod fuzz_entry;
 pub mod golden;
 pub mod opencti;
+pub mod opencti_schema;
+pub mod rabbitmq;
 pub mod server;
 pub mod stix_check;

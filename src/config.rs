@@ -18,6 +18,60 @@ fn secret(value: &str) -> Result<Secret, std::convert::Infallible> {
     Ok(Secret::from(value))
 }
 
+/// Reads the secret in `file` into `value`: one of the two, never both. A trailing line end
+/// (what `echo` and editors leave) is not part of the secret. Errors name the file, never
+/// what it holds.
+fn read_secret_file(
+    value: &mut Option<Secret>,
+    file: Option<&std::path::Path>,
+    names: &str,
+) -> Result<(), String> {
+    let Some(file) = file else {
+        return Ok(());
+    };
+    if value.is_some() {
+        return Err(format!("{names}: set the value or the file, not both"));
+    }
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| format!("{names}: cannot read {}: {e}", file.display()))?;
+    let text = text.trim_end_matches(['\n', '\r']);
+    if text.is_empty() {
+        return Err(format!("{names}: {} is empty", file.display()));
+    }
+    *value = Some(Secret::from(text));
+    Ok(())
+}
+
+impl Config {
+    /// Reads every secret given as a file (`--api-key-file`, `DOMAINTOOLS_API_KEY_FILE`, …)
+    /// into its setting; called once, before anything uses the settings.
+    pub fn read_secret_files(&mut self) -> Result<(), String> {
+        read_secret_file(
+            &mut self.api_key,
+            self.api_key_file.as_deref(),
+            "--api-key / --api-key-file (DOMAINTOOLS_API_KEY / DOMAINTOOLS_API_KEY_FILE)",
+        )?;
+        read_secret_file(
+            &mut self.proxy,
+            self.proxy_file.as_deref(),
+            "--proxy / --proxy-file (MISP_DOMAINTOOLS_PROXY / MISP_DOMAINTOOLS_PROXY_FILE)",
+        )?;
+        read_secret_file(
+            &mut self.cache_url,
+            self.cache_url_file.as_deref(),
+            "--cache-url / --cache-url-file (MISP_DOMAINTOOLS_CACHE_URL / MISP_DOMAINTOOLS_CACHE_URL_FILE)",
+        )?;
+        if let Some(Command::Opencti(args)) = &mut self.command {
+            read_secret_file(
+                &mut args.opencti_token,
+                args.opencti_token_file.as_deref(),
+                "--opencti-token / --opencti-token-file (OPENCTI_TOKEN / OPENCTI_TOKEN_FILE)",
+            )?;
+        }
+        Ok(())
+    }
+}
+
 /// How the client learns DomainTools' rate limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub(crate) enum RateLimitMode {
@@ -85,6 +139,11 @@ pub struct Config {
     )]
     pub api_key: Option<Secret>,
 
+    /// File holding the DomainTools API key (Docker and Kubernetes secrets), instead of
+    /// --api-key, which any local user can read in the process list.
+    #[arg(long, env = "DOMAINTOOLS_API_KEY_FILE", global = true)]
+    pub api_key_file: Option<PathBuf>,
+
     /// Longest time, in seconds, one DomainTools call may take.
     #[arg(
         long,
@@ -98,9 +157,62 @@ pub struct Config {
     #[arg(value_parser = secret, long, env = "MISP_DOMAINTOOLS_PROXY", hide_env_values = true, global = true)]
     pub proxy: Option<Secret>,
 
+    /// File holding the outbound proxy URL (when it carries a password).
+    #[arg(long, env = "MISP_DOMAINTOOLS_PROXY_FILE", global = true)]
+    pub proxy_file: Option<PathBuf>,
+
+    /// PEM file of certificate authorities to trust besides the system's (a TLS-inspecting
+    /// proxy's CA, for instance).
+    #[arg(long, env = "MISP_DOMAINTOOLS_CA_FILE", global = true)]
+    pub ca_file: Option<PathBuf>,
+
     /// Largest accepted /query body, in bytes.
     #[arg(long, env = "MISP_DOMAINTOOLS_BODY_LIMIT", default_value_t = 8 * 1024 * 1024)]
     pub body_limit: usize,
+
+    /// Most client connections open at once (also kept to half the open-files limit). At the
+    /// cap the connection idle longest is closed to make room; when none is idle, the new one
+    /// is answered 503 and closed.
+    #[arg(long, env = "MISP_DOMAINTOOLS_MAX_CONNECTIONS", default_value_t = 4096,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: u32,
+
+    /// Seconds a client has to send a request's headers, counted from when the connection
+    /// waits for a request (so it also closes kept-alive HTTP/1 connections left unused).
+    #[arg(
+        long,
+        env = "MISP_DOMAINTOOLS_HEADER_READ_TIMEOUT",
+        default_value_t = 30.0
+    )]
+    pub header_read_timeout: f64,
+
+    /// Seconds a client has to send a whole /query body.
+    #[arg(
+        long,
+        env = "MISP_DOMAINTOOLS_BODY_READ_TIMEOUT",
+        default_value_t = 30.0
+    )]
+    pub body_read_timeout: f64,
+
+    /// Seconds a connection with no request in progress stays open.
+    #[arg(long, env = "MISP_DOMAINTOOLS_IDLE_TIMEOUT", default_value_t = 60.0)]
+    pub idle_timeout: f64,
+
+    /// Seconds a client may leave a reply unread before its connection is closed.
+    #[arg(long, env = "MISP_DOMAINTOOLS_WRITE_TIMEOUT", default_value_t = 30.0)]
+    pub write_timeout: f64,
+
+    /// MiB of /query bodies all requests together may hold while they are read; past it a
+    /// request is told to try again.
+    #[arg(long, env = "MISP_DOMAINTOOLS_REQUEST_BUFFER_MB", default_value_t = 64,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub request_buffer_mb: u32,
+
+    /// MiB of large replies (over 64 KiB) all clients together may hold unread; past it a
+    /// request is told to try again.
+    #[arg(long, env = "MISP_DOMAINTOOLS_REPLY_BUFFER_MB", default_value_t = 128,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub reply_buffer_mb: u32,
 
     /// Size of the in-process response cache, in MiB of cached answers (0 turns it off).
     #[arg(long, env = "MISP_DOMAINTOOLS_CACHE_SIZE_MB", default_value_t = 64)]
@@ -137,6 +249,10 @@ pub struct Config {
     /// unreachable the server keeps answering from DomainTools.
     #[arg(value_parser = secret, long, env = "MISP_DOMAINTOOLS_CACHE_URL", hide_env_values = true)]
     pub(crate) cache_url: Option<Secret>,
+
+    /// File holding the Redis URL (when it carries a password).
+    #[arg(long, env = "MISP_DOMAINTOOLS_CACHE_URL_FILE")]
+    pub cache_url_file: Option<PathBuf>,
 
     /// Milliseconds single-domain Iris Enrich lookups wait to be sent together in one call of
     /// up to 100 domains (0: no batching).
@@ -250,6 +366,10 @@ pub struct OpenctiArgs {
     /// callbacks must carry the same token.
     #[arg(value_parser = secret, long, env = "OPENCTI_TOKEN", hide_env_values = true)]
     pub opencti_token: Option<Secret>,
+
+    /// File holding the OpenCTI token (Docker and Kubernetes secrets).
+    #[arg(long, env = "OPENCTI_TOKEN_FILE")]
+    pub opencti_token_file: Option<PathBuf>,
 
     /// The connector's UUIDv4, unique per instance (config.yml: connector.id).
     #[arg(long, env = "CONNECTOR_ID")]

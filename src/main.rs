@@ -8,7 +8,8 @@ use misp_domaintools::http::shutdown_signal;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let config = Config::parse();
+    let mut config = Config::parse();
+    config.read_secret_files().map_err(anyhow::Error::msg)?;
     match config.command {
         Some(Command::Healthcheck) => commands::healthcheck::run(&config).await,
         Some(Command::Stix { ref value }) => commands::stix::run(&config, value).await,

@@ -16,26 +16,205 @@ pub(crate) const USERNAME_MISSING: &str = "DomainTools API username is not confi
 /// See [`CONFIG_MISSING`].
 pub(crate) const API_KEY_MISSING: &str = "DomainTools API key is not configured.";
 
-/// Parses a `/query` body: anything but a JSON object is refused (HTTP 400 at the boundary).
-pub fn parse_body(body: &[u8]) -> Result<Map<String, Value>, String> {
-    match serde_json::from_slice::<Value>(body) {
-        Ok(Value::Object(map)) => Ok(map),
-        Ok(other) => Err(format!(
-            "The request body must be a JSON object, not {}.",
-            json_kind(&other)
+/// Which keys of a `/query` body are read: the top-level ones and those of its `config`
+/// object. Every other key is skipped while parsing, never built into a value.
+pub trait Wanted {
+    /// Whether a top-level key is read.
+    fn top(&self, key: &str) -> bool;
+    /// Whether a key of `config` is read.
+    fn config(&self, key: &str) -> bool;
+}
+
+/// Parses a `/query` body into what is read of it: the wanted keys, each with a scalar value
+/// (a string, number, boolean or null), except `config`, an object of wanted keys with scalar
+/// values. Containers found where a scalar was expected keep their kind but none of their
+/// content (`{"domain": [1, 2]}` reads as `{"domain": []}`), so error messages still name
+/// what was sent while a large body costs no more memory than the values read. Anything but
+/// a JSON object is refused (HTTP 400 at the boundary).
+pub fn parse_body(body: &[u8], wanted: &dyn Wanted) -> Result<Map<String, Value>, String> {
+    let mut deserializer = serde_json::Deserializer::from_slice(body);
+    let read = serde::de::DeserializeSeed::deserialize(Body { wanted }, &mut deserializer)
+        .and_then(|read| deserializer.end().map(|()| read));
+    match read {
+        Ok(Read::Object(map)) => Ok(map),
+        Ok(Read::Other(kind)) => Err(format!(
+            "The request body must be a JSON object, not {kind}."
         )),
         Err(e) => Err(format!("The request body is not valid JSON ({e}).")),
     }
 }
 
-fn json_kind(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
+enum Read {
+    Object(Map<String, Value>),
+    Other(&'static str),
+}
+
+/// The whole body.
+struct Body<'w> {
+    wanted: &'w dyn Wanted,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for Body<'_> {
+    type Value = Read;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Read, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Body<'_> {
+    type Value = Read;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut access: A) -> Result<Read, A::Error> {
+        let mut map = Map::new();
+        while let Some(key) = access.next_key::<std::borrow::Cow<'de, str>>()? {
+            if key == "config" {
+                let config = access.next_value_seed(Config {
+                    wanted: self.wanted,
+                })?;
+                map.insert(key.into_owned(), config);
+            } else if self.wanted.top(&key) {
+                let value = access.next_value_seed(Scalar)?;
+                map.insert(key.into_owned(), value);
+            } else {
+                access.next_value::<serde::de::IgnoredAny>()?;
+            }
+        }
+        Ok(Read::Object(map))
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut access: A) -> Result<Read, A::Error> {
+        while access.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+        Ok(Read::Other("an array"))
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<Read, E> {
+        Ok(Read::Other("a boolean"))
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Read, E> {
+        Ok(Read::Other("a number"))
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Read, E> {
+        Ok(Read::Other("a number"))
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Read, E> {
+        Ok(Read::Other("a number"))
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Read, E> {
+        Ok(Read::Other("a string"))
+    }
+    fn visit_unit<E>(self) -> Result<Read, E> {
+        Ok(Read::Other("null"))
+    }
+}
+
+/// The `config` object: its wanted keys with scalar values.
+struct Config<'w> {
+    wanted: &'w dyn Wanted,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for Config<'_> {
+    type Value = Value;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Config<'_> {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the config object")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut access: A) -> Result<Value, A::Error> {
+        let mut map = Map::new();
+        while let Some(key) = access.next_key::<std::borrow::Cow<'de, str>>()? {
+            if self.wanted.config(&key) {
+                let value = access.next_value_seed(Scalar)?;
+                map.insert(key.into_owned(), value);
+            } else {
+                access.next_value::<serde::de::IgnoredAny>()?;
+            }
+        }
+        Ok(Value::Object(map))
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, access: A) -> Result<Value, A::Error> {
+        ScalarVisitor.visit_seq(access)
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+}
+
+/// A scalar value, or an empty container of the kind sent.
+struct Scalar;
+
+impl<'de> serde::de::DeserializeSeed<'de> for Scalar {
+    type Value = Value;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_any(ScalarVisitor)
+    }
+}
+
+struct ScalarVisitor;
+
+impl<'de> serde::de::Visitor<'de> for ScalarVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut access: A) -> Result<Value, A::Error> {
+        while access
+            .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
+            .is_some()
+        {}
+        Ok(Value::Object(Map::new()))
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut access: A) -> Result<Value, A::Error> {
+        while access.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+        Ok(Value::Array(Vec::new()))
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
     }
 }
 
@@ -221,11 +400,57 @@ mod tests {
         v.as_object().unwrap().clone()
     }
 
+    /// Wants every key.
+    struct All;
+    impl Wanted for All {
+        fn top(&self, _: &str) -> bool {
+            true
+        }
+        fn config(&self, _: &str) -> bool {
+            true
+        }
+    }
+
+    /// Wants the keys of an Iris-Enrich request.
+    struct EnrichKeys;
+    impl Wanted for EnrichKeys {
+        fn top(&self, key: &str) -> bool {
+            matches!(key, "module" | "domain" | "timeout")
+        }
+        fn config(&self, key: &str) -> bool {
+            matches!(key, "username" | "api_key")
+        }
+    }
+
+    #[test]
+    fn only_wanted_keys_and_scalars_are_read() {
+        let body = json!({
+            "module": "M", "domain": ["a", {"b": 1}], "junk": [{}, {}, {}], "timeout": 5,
+            "config": {"username": "u", "api_key": {"deep": [1, 2]}, "other": "x"},
+        });
+        let read = parse_body(body.to_string().as_bytes(), &EnrichKeys).unwrap();
+        assert_eq!(
+            Value::Object(read),
+            json!({"module": "M", "domain": [], "timeout": 5,
+                   "config": {"username": "u", "api_key": {}}})
+        );
+        let read = parse_body(br#"{"config": [1, 2], "module": null}"#, &EnrichKeys).unwrap();
+        assert_eq!(Value::Object(read), json!({"config": [], "module": null}));
+        assert!(
+            parse_body(br#"{"junk": [1, }"#, &EnrichKeys)
+                .unwrap_err()
+                .contains("not valid JSON"),
+            "skipped parts are still checked"
+        );
+    }
+
     #[test]
     fn body_must_be_an_object() {
+        let parse_body = |body: &[u8]| parse_body(body, &All);
         assert!(parse_body(b"{}").is_ok());
         assert!(parse_body(b"[1]").unwrap_err().contains("an array"));
         assert!(parse_body(b"{").unwrap_err().contains("not valid JSON"));
+        assert!(parse_body(b"{} x").unwrap_err().contains("not valid JSON"));
         assert!(parse_body(b"\xff\xfe").is_err());
         let deep = "[".repeat(100_000);
         assert!(

@@ -1,6 +1,8 @@
 //! The one explicit list of modules this server provides, and their descriptors parsed once at
 //! start-up into what `GET /modules` serves.
 
+use std::collections::HashSet;
+
 use bytes::Bytes;
 use serde_json::Value;
 
@@ -44,6 +46,11 @@ impl Registered {
 pub struct Registry {
     modules: Vec<Registered>,
     listing: Bytes,
+    /// The request keys any module reads: a body's other keys are skipped unread.
+    request_keys: HashSet<String>,
+    /// The `config` keys any module reads (descriptor settings, import-form fields, the
+    /// credentials).
+    config_keys: HashSet<String>,
 }
 
 impl Registry {
@@ -69,9 +76,27 @@ impl Registry {
             descriptors.push(descriptor);
         }
         let listing = serde_json::to_vec(&descriptors).map_err(|e| e.to_string())?;
+        let mut request_keys: HashSet<String> = ["module", "timeout", "event_id"]
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
+        request_keys.extend(loaded.iter().flat_map(|r| r.inputs.iter().cloned()));
+        let mut config_keys: HashSet<String> = ["username", "api_key"]
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
+        for d in &descriptors {
+            let settings = d["meta"]["config"].as_array().into_iter().flatten();
+            config_keys.extend(settings.filter_map(Value::as_str).map(str::to_owned));
+            if let Some(form) = d["mispattributes"]["userConfig"].as_object() {
+                config_keys.extend(form.keys().cloned());
+            }
+        }
         Ok(Self {
             modules: loaded,
             listing: Bytes::from(listing),
+            request_keys,
+            config_keys,
         })
     }
 
@@ -88,6 +113,15 @@ impl Registry {
     /// The `GET /modules` body: a JSON array of the descriptors.
     pub fn listing(&self) -> Bytes {
         self.listing.clone()
+    }
+}
+
+impl crate::protocol::Wanted for Registry {
+    fn top(&self, key: &str) -> bool {
+        self.request_keys.contains(key)
+    }
+    fn config(&self, key: &str) -> bool {
+        self.config_keys.contains(key)
     }
 }
 

@@ -9,6 +9,8 @@ use domaintools::{CacheConfig, Client, ClientConfig, Credentials, Proxy, Ttls};
 
 use crate::config::{Config, RateLimitMode};
 use crate::demo::{self, DemoApi};
+use crate::http::body::ByteBudget;
+use crate::http::connections::ConnectionLimits;
 use crate::http::{AppState, MispModules, MispModulesConfig, Options, ReplyCacheConfig};
 use crate::protocol::DefaultCredentials;
 use crate::registry;
@@ -43,6 +45,16 @@ pub(crate) fn build_state(
             )),
             None => None,
         },
+        connections: ConnectionLimits {
+            max_connections: config.max_connections as usize,
+            header_read_timeout: seconds(config.header_read_timeout, "--header-read-timeout")?,
+            idle_timeout: seconds(config.idle_timeout, "--idle-timeout")?,
+            write_timeout: seconds(config.write_timeout, "--write-timeout")?,
+        },
+        body_read_timeout: seconds(config.body_read_timeout, "--body-read-timeout")?,
+        request_buffer: ByteBudget::new(mib(config.request_buffer_mb)),
+        reply_buffer: ByteBudget::new(mib(config.reply_buffer_mb)),
+        module_runtime: Some(module_runtime()?),
         reply_cache: ReplyCacheConfig {
             ttl: Duration::from_secs(config.reply_cache_ttl),
             max_bytes: config.reply_cache_size_mb.saturating_mul(1024 * 1024),
@@ -50,6 +62,25 @@ pub(crate) fn build_state(
         ..Options::default()
     };
     Ok(AppState::new(registry, client, options))
+}
+
+fn mib(n: u32) -> usize {
+    (n as usize).saturating_mul(1024 * 1024)
+}
+
+/// The worker pool modules run on, built once and kept for the life of the process (a runtime
+/// may not be dropped from async code).
+fn module_runtime() -> anyhow::Result<tokio::runtime::Handle> {
+    static MODULES: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+    if let Some(runtime) = MODULES.get() {
+        return Ok(runtime.handle().clone());
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .thread_name("modules")
+        .enable_all()
+        .build()
+        .context("starting the module worker pool")?;
+    Ok(MODULES.get_or_init(|| runtime).handle().clone())
 }
 
 /// A positive number of seconds from a setting.
@@ -76,6 +107,13 @@ pub(crate) fn build_client(
         (_, true) => Proxy::None,
         (Some(url), false) => Proxy::Url(url.clone()),
         (None, false) => Proxy::FromEnvironment,
+    };
+    client_config.extra_roots_pem = match &config.ca_file {
+        Some(path) => Some(
+            std::fs::read(path)
+                .with_context(|| format!("--ca-file: cannot read {}", path.display()))?,
+        ),
+        None => None,
     };
     client_config.cache = CacheConfig {
         ttls: Ttls {

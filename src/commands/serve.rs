@@ -15,6 +15,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     telemetry::init(&config.log_level, config.log_format);
+    http::connections::raise_open_files_limit();
     domain::warm_up();
     // In demo mode the fake DomainTools API runs in this process, on a loopback port, for as
     // long as the server does.
@@ -35,7 +36,7 @@ pub async fn run(
         .with_context(|| format!("cannot listen on {}:{}", config.listen, config.port))?;
     tracing::info!(
         address = %listener.local_addr()?,
-        api_url = %state.api_url(),
+        api_url = %domaintools::redacted_url(state.api_url()),
         modules = state.registry().modules().len(),
         "misp-domaintools {} listening",
         env!("CARGO_PKG_VERSION")

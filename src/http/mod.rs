@@ -1,6 +1,8 @@
 //! The HTTP server: shared state, the pure `router`, `serve` with graceful shutdown, and the
 //! misp-modules handlers (`/modules`, `/query`, `/healthcheck`, `/version`, `/metrics`).
 
+pub mod body;
+pub mod connections;
 mod metrics;
 mod misp_modules;
 mod replies;
@@ -9,7 +11,6 @@ pub use misp_modules::{MispModules, MispModulesConfig};
 pub use replies::ReplyCacheConfig;
 
 use std::future::Future;
-use std::future::IntoFuture;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,7 +18,6 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -27,7 +27,6 @@ use chrono::{DateTime, Utc};
 use futures_util::FutureExt;
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
 use tower_http::trace::TraceLayer;
 
 use domaintools::Client;
@@ -61,6 +60,18 @@ pub struct Options {
     pub shutdown_grace: Duration,
     /// The misp-modules server to serve beside (`--misp-modules-url`), if any.
     pub misp_modules: Option<Arc<MispModules>>,
+    /// Connection limits and timeouts.
+    pub connections: connections::ConnectionLimits,
+    /// Longest time a request body may take to arrive, in all.
+    pub body_read_timeout: Duration,
+    /// Request body bytes all requests together may hold while they are read.
+    pub request_buffer: body::ByteBudget,
+    /// Bytes of large replies all clients together may hold until they have read them.
+    pub reply_buffer: body::ByteBudget,
+    /// Where modules run: a worker pool of their own keeps connections served (health
+    /// checks, refusals, timeouts) while modules are busy mapping large answers. `None`: the
+    /// current runtime.
+    pub module_runtime: Option<tokio::runtime::Handle>,
     /// The cache of rendered replies in front of the modules.
     pub reply_cache: ReplyCacheConfig,
 }
@@ -79,6 +90,11 @@ impl Default for Options {
             // than MISP waits for any answer (5 s for a hover, 10 s otherwise).
             shutdown_grace: Duration::from_secs(10),
             misp_modules: None,
+            connections: connections::ConnectionLimits::default(),
+            body_read_timeout: Duration::from_secs(30),
+            request_buffer: body::ByteBudget::new(64 * 1024 * 1024),
+            reply_buffer: body::ByteBudget::new(128 * 1024 * 1024),
+            module_runtime: None,
             reply_cache: ReplyCacheConfig::OFF,
         }
     }
@@ -138,7 +154,16 @@ pub fn router(state: AppState) -> Router {
         .route("/version", get(version))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(body_limit))
-        .layer(TraceLayer::new_for_http())
+        // The request's path is the client's text: cut and escaped like in error messages.
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|request: &axum::http::Request<_>| {
+                tracing::debug_span!(
+                    "request",
+                    method = %request.method(),
+                    path = %domaintools::classic::shown(request.uri().path()),
+                )
+            }),
+        )
         .with_state(state)
 }
 
@@ -192,55 +217,31 @@ pub async fn serve(
         ));
         AbortOnDrop(refresher)
     });
-    let (requested, shutdown_requested) = oneshot::channel::<()>();
-    let shutdown = async move {
-        shutdown.await;
-        let _ = requested.send(());
-    };
-    let server = axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .into_future();
-    // Graceful shutdown alone waits for every open connection, including one whose client
-    // sent half a request and went silent: the grace period bounds that wait.
-    let deadline = async move {
-        match shutdown_requested.await {
-            Ok(()) => tokio::time::sleep(grace).await,
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        result = server => result,
-        () = deadline => {
-            tracing::warn!(
-                grace_s = grace.as_secs_f64(),
-                "requests still in flight after the shutdown grace period; stopping anyway"
-            );
-            Ok(())
-        }
-    }
+    let limits = state.inner.options.connections.clone();
+    connections::serve(listener, router(state), limits, grace, shutdown).await
 }
 
-/// Stops a background task when the server stops.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
-/// Completes on Ctrl-C or SIGTERM.
+/// Completes on Ctrl-C, SIGTERM or SIGHUP. A hang-up (the terminal closed, a supervisor's
+/// reload sent to a process that has nothing to reload) gets the same graceful shutdown as a
+/// stop, not the default of dying with requests in flight.
 pub async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };
     #[cfg(unix)]
     let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
+        use tokio::signal::unix::{signal, SignalKind};
+        match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::hangup()),
+        ) {
+            (Ok(mut term), Ok(mut hangup)) => {
+                tokio::select! {
+                    _ = term.recv() => {},
+                    _ = hangup.recv() => {},
+                }
             }
-            Err(_) => std::future::pending::<()>().await,
+            _ => std::future::pending::<()>().await,
         }
     };
     #[cfg(not(unix))]
@@ -296,28 +297,35 @@ async fn not_found() -> (StatusCode, Json<Value>) {
 async fn query_module(
     State(state): State<AppState>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: axum::body::Body,
 ) -> Response {
     let started = Instant::now();
-    let body = match body {
+    let options = &state.inner.options;
+    let body = match body::read(
+        &headers,
+        body,
+        options.body_limit,
+        &options.request_buffer,
+        options.body_read_timeout,
+    )
+    .await
+    {
         Ok(body) => body,
-        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            let limit = state.inner.options.body_limit;
-            return ok(protocol::error_json(format!(
-                "The request body is larger than this server accepts ({limit} bytes; see --body-limit)."
-            )));
-        }
-        Err(rejection) => {
-            return ok(protocol::error_json(format!(
-                "The request body could not be read ({rejection})."
-            )));
+        Err(error) => {
+            let mut response = ok(protocol::error_json(error.to_string()));
+            // The rest of the body is not read, so the connection cannot carry another request.
+            response.headers_mut().insert(
+                header::CONNECTION,
+                header::HeaderValue::from_static("close"),
+            );
+            return response;
         }
     };
     let reply_key = state
         .inner
         .replies
         .as_ref()
-        .map(|_| ReplyCache::key(&body, state.inner.options.demo));
+        .map(|_| ReplyCache::key(&body.bytes, state.inner.options.demo));
     if let Some(hit) = reply_key
         .as_ref()
         .zip(state.inner.replies.as_ref())
@@ -335,9 +343,9 @@ async fn query_module(
             duration_ms = started.elapsed().as_secs_f64() * 1000.0,
             "query answered"
         );
-        return json_bytes(hit.body);
+        return large_reply(&state, hit.body);
     }
-    let request = match protocol::parse_body(&body) {
+    let request = match protocol::parse_body(&body.bytes, &state.inner.registry) {
         Ok(request) => request,
         Err(message) => {
             return (StatusCode::BAD_REQUEST, Json(json!({"error": message}))).into_response()
@@ -351,13 +359,19 @@ async fn query_module(
         if state.inner.registry.find(&name).is_none() {
             let content_type = headers.get(header::CONTENT_TYPE).cloned();
             let forwarded = upstream
-                .forward(body, content_type, &name, &state.inner.metrics)
+                .forward(
+                    body.bytes.clone(),
+                    content_type,
+                    &name,
+                    &state.inner.metrics,
+                )
                 .await;
             let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
             return match forwarded {
                 Ok(response) => {
                     let status = response.status().as_u16();
-                    tracing::info!(module.name = %name, status, duration_ms, "query forwarded to misp-modules");
+                    let shown_name = domaintools::classic::shown(&name);
+                    tracing::info!(module.name = %shown_name, status, duration_ms, "query forwarded to misp-modules");
                     response
                 }
                 Err(message) => ok(protocol::finish(
@@ -368,10 +382,35 @@ async fn query_module(
             };
         }
     }
-    let (reply, outcome) = answer(&state, &name, &request, started).await;
-    let usage = usage_of(&state, &name, &request);
-    let demo_note = state.inner.options.demo.then_some(DEMO_NOTE);
-    let reply = protocol::finish(reply, usage, demo_note);
+    // The module and the serialization of its reply (megabytes for some) run on the module
+    // pool, away from the connections.
+    let run = {
+        let (state, name) = (state.clone(), name.clone());
+        async move {
+            let (reply, outcome) = answer(&state, &name, &request, started).await;
+            let usage = usage_of(&state, &name, &request);
+            let demo_note = state.inner.options.demo.then_some(DEMO_NOTE);
+            let reply = protocol::finish(reply, usage, demo_note);
+            let error = reply
+                .get("error")
+                .and_then(Value::as_str)
+                .map(str::to_owned);
+            (
+                serde_json::to_vec(&reply).unwrap_or_default(),
+                outcome,
+                error,
+            )
+        }
+    };
+    let (reply, outcome, error) = match options.module_runtime.clone() {
+        None => run.await,
+        Some(modules) => AbortOnDrop(modules.spawn(run)).await.unwrap_or_else(|_| {
+            let message = "Internal error in the module; the server logged it.";
+            let reply = serde_json::to_vec(&protocol::error_json(message)).unwrap_or_default();
+            (reply, "panic", Some(message.to_owned()))
+        }),
+    };
+    drop(body);
     let elapsed = started.elapsed().as_secs_f64();
     let elapsed_ms = elapsed * 1000.0;
     // Only registered names become label values: arbitrary request text must not create series.
@@ -381,12 +420,15 @@ async fn query_module(
         .find(&name)
         .map_or("unknown", |r| r.module.name);
     state.inner.metrics.query(label, outcome, elapsed);
-    match reply.get("error").and_then(Value::as_str) {
+    // The module name is the client's text: quoted, escaped and cut like in error messages,
+    // so it can neither forge log lines nor flood the log.
+    let shown_name = domaintools::classic::shown(&name);
+    match error {
         Some(error) => {
-            tracing::info!(module.name = %name, outcome, duration_ms = elapsed_ms, error, "query answered with an error")
+            tracing::info!(module.name = %shown_name, outcome, duration_ms = elapsed_ms, error, "query answered with an error")
         }
         None => {
-            tracing::info!(module.name = %name, outcome, duration_ms = elapsed_ms, "query answered")
+            tracing::info!(module.name = %shown_name, outcome, duration_ms = elapsed_ms, "query answered")
         }
     }
     let lifetime = state.inner.registry.find(&name).and_then(|r| {
@@ -397,17 +439,58 @@ async fn query_module(
     match (state.inner.replies.as_ref(), reply_key, lifetime) {
         (Some(replies), Some(key), Some((module, family))) if outcome == "ok" => {
             state.inner.metrics.reply_cache(false);
-            // Serialised once: the bytes served now are the bytes a hit will serve.
-            let body = Bytes::from(serde_json::to_vec(&reply).unwrap_or_default());
+            // The bytes served now are the bytes a hit will serve.
+            let body = Bytes::from(reply);
             replies.put(
                 key,
                 module,
                 body.clone(),
                 state.inner.client.cache_ttl(family),
             );
-            json_bytes(body)
+            large_reply(&state, body)
         }
-        _ => ok(reply),
+        _ => large_reply(&state, Bytes::from(reply)),
+    }
+}
+
+/// A reply, streamed under the reply budget when it is large; when the budget is spent (other
+/// clients have not read theirs yet) the client is told to try again.
+fn large_reply(state: &AppState, bytes: Bytes) -> Response {
+    if bytes.len() <= body::STREAMED_REPLY {
+        return ([(header::CONTENT_TYPE, "application/json")], bytes).into_response();
+    }
+    let len = bytes.len();
+    let Some(held) = state.inner.options.reply_buffer.try_take(len) else {
+        return ok(protocol::error_json(
+            "The server is sending too many other large replies right now; try again shortly.",
+        ));
+    };
+    let mut response = Response::new(body::streamed(bytes, held));
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/json"),
+    );
+    headers.insert(header::CONTENT_LENGTH, len.into());
+    response
+}
+
+/// A task that is cancelled when nobody waits for it any more (the client went away).
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Future for AbortOnDrop<T> {
+    type Output = Result<T, tokio::task::JoinError>;
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        std::pin::Pin::new(&mut self.0).poll(cx)
+    }
+}
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
@@ -499,6 +582,13 @@ async fn answer(
             protocol::error_json("Internal error in the module; the server logged it."),
             "panic",
         ),
+        Ok(Ok(Ok(reply)))
+            if reply.results.is_empty() && reply.error.is_none() && reply.comment.is_none() =>
+        {
+            // Records were there but none held anything readable (junk from upstream): an
+            // empty list alone would read as "nothing to see" when something went wrong.
+            (protocol::error_json(UNREADABLE_ANSWER), "error")
+        }
         Ok(Ok(Ok(reply))) => {
             let outcome = if reply.error.is_some() { "error" } else { "ok" };
             (protocol::reply_json(reply), outcome)
@@ -513,14 +603,12 @@ async fn answer(
     }
 }
 
+/// What a module's empty answer (no entries, no error, no comment) tells the user.
+const UNREADABLE_ANSWER: &str = "DomainTools answered, but nothing in its answer could be read (no usable record); try again later or report it if it persists.";
+
 /// How long past its budget a module may take to wrap up before the request is cut.
 const HARD_STOP_GRACE: Duration = Duration::from_millis(200);
 
 fn ok(body: Value) -> Response {
     (StatusCode::OK, Json(body)).into_response()
-}
-
-/// A 200 answer of JSON bytes made earlier (what `Json` would send for the same value).
-fn json_bytes(body: Bytes) -> Response {
-    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }

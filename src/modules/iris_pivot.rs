@@ -5,7 +5,7 @@
 use serde_json::Value;
 
 use super::iris_error;
-use super::iris_record::lookup_domain;
+use super::iris_record::checked_domain;
 use super::iris_search;
 use super::{Context, Input, Module, ModuleError, Reply};
 use crate::misp::{Entry, Payload, EXTERNAL_ANALYSIS};
@@ -107,7 +107,7 @@ async fn run_domain(ctx: Context, input: Input) -> Result<Reply, ModuleError> {
     let threshold = ctx
         .settings
         .number("guided_pivot_threshold", DEFAULT_GUIDED_PIVOT_THRESHOLD)?;
-    let domain = lookup_domain(&input.value)?;
+    let domain = checked_domain(&input.value)?;
     let response = ctx
         .client
         .iris_investigate(ctx.caller(), &[("domain", domain.as_str())])

@@ -31,7 +31,7 @@ pub(crate) async fn run(
     input: Input,
     product: Product,
 ) -> Result<Reply, ModuleError> {
-    let domain = lookup_domain(&input.value)?;
+    let domain = checked_domain(&input.value)?;
     let response = match product {
         Product::Investigate => {
             ctx.client
@@ -64,6 +64,16 @@ pub(crate) fn lookup_domain(value: &str) -> Result<String, ModuleError> {
             domaintools::classic::shown(value)
         ))
     })
+}
+
+/// The registrable domain to send to Iris, checked like the one the classic modules put in a
+/// path: a comma in it would make Iris look up several domains (charged to the caller), and
+/// other characters no domain has are refused rather than sent.
+pub(crate) fn checked_domain(value: &str) -> Result<String, ModuleError> {
+    let domain = lookup_domain(value)?;
+    domaintools::classic::validate_domain(&domain)
+        .map_err(|e| ModuleError::Input(e.to_string()))?;
+    Ok(domain)
 }
 
 /// Maps one Iris record (for registrable domain `domain`, seen at `now`) to MISP entries.

@@ -15,6 +15,15 @@ pub enum Error {
         /// DomainTools' own explanation.
         message: String,
     },
+    /// DomainTools (or whatever answered at the API address) redirected the call; redirects
+    /// are never followed, since the signed request would go to another address.
+    #[error("DomainTools API answered {status} with a redirect to {to}; redirects are not followed (check --api-url and the proxy settings)")]
+    Redirected {
+        /// The HTTP status (301, 302, 303, 307, 308).
+        status: u16,
+        /// Where it pointed: scheme, host and port only.
+        to: String,
+    },
     /// A 200 answer that says the query matched more records than DomainTools returns
     /// (`limit_exceeded: true`, which DomainTools' own client reports as a 503).
     #[error("DomainTools API error 503: Limit exceeded: {}", .message.as_deref().unwrap_or("the query matched too many records"))]
@@ -78,7 +87,10 @@ impl Error {
             | Error::RateLimited { .. }
             | Error::Connect(_)
             | Error::Transport(_) => true,
-            Error::Decode(_) | Error::InvalidInput(_) | Error::Config(_) => false,
+            Error::Decode(_)
+            | Error::InvalidInput(_)
+            | Error::Config(_)
+            | Error::Redirected { .. } => false,
         }
     }
 

@@ -19,7 +19,7 @@ pub mod types;
 pub use auth::{Credentials, SignHash};
 pub use cache::{CacheConfig, Family, Ttls};
 pub use classic::ReverseWhoisMode;
-pub use client::{Caller, Client, ClientConfig, Proxy, DEFAULT_BASE_URL};
+pub use client::{redacted_url, Caller, Client, ClientConfig, Proxy, DEFAULT_BASE_URL};
 pub use error::Error;
 pub use iris::{Pages, Paging, Stop};
 pub use iris_detect::{DetectList, DetectQuery, EscalationType, WatchlistPage};

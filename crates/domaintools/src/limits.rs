@@ -2,7 +2,7 @@
 //! `/v1/account` (DomainTools' per-minute/per-hour limits) and from 503 answers. A call waits
 //! its turn; when the turn would come after the request's deadline, it fails at once instead.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -87,41 +87,132 @@ impl Bucket {
     }
 }
 
-/// Token buckets per (account, product), and which accounts' limits are known.
-#[derive(Debug, Default)]
-pub(crate) struct RateLimits {
-    buckets: Mutex<HashMap<(String, String), Bucket>>,
-    learned: Mutex<HashSet<String>>,
-}
+/// How long learned limits are trusted before `/v1/account` is read again (the docs' "once
+/// an hour"; an account's limits change when its contract does).
+pub(crate) const LEARNED_FOR: Duration = Duration::from_secs(3600);
 
-/// When DomainTools says "slow down" for a product we know no limit of, the next call waits this.
+/// Most accounts whose limits are kept. Every username a request brings is an account, so
+/// without a bound a client inventing usernames would grow this forever; past it the account
+/// learned longest ago is forgotten (and re-learned when it comes back).
+pub(crate) const MAX_ACCOUNTS: usize = 4096;
+
+/// When DomainTools says "slow down" for a product whose limit is unknown and the 503 does
+/// not say for how long (`Retry-After`), calls pause this long.
 const UNKNOWN_LIMIT_PAUSE: Duration = Duration::from_secs(2);
 
+/// The longest pause a `Retry-After` can impose: past a request's budget anyway.
+const MAX_PAUSE: Duration = Duration::from_secs(60);
+
+/// The longest wait `reserve` reports: with sane limits, a day is already far past any budget.
+const MAX_WAIT: Duration = Duration::from_secs(86_400);
+
+/// Limits outside this range are not real DomainTools limits (`"1e-300"`, `"-5"`, `"NaN"`):
+/// they are ignored rather than turned into absurd waits.
+const SANE_LIMITS: std::ops::RangeInclusive<f64> = 1.0..=1e9;
+
+#[derive(Debug)]
+struct Account {
+    learned: Instant,
+    /// Order of arrival, which breaks ties between accounts learned at the same instant.
+    order: u64,
+    /// Token buckets per product, from `/v1/account`.
+    buckets: HashMap<String, Bucket>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    /// Accounts whose limits were read (or are being read), with when.
+    accounts: HashMap<String, Account>,
+    /// Pauses after 503s for products of unknown limit, per (account, product), until when.
+    pauses: HashMap<(String, String), Instant>,
+    /// Accounts ever added, for [`Account::order`].
+    arrivals: u64,
+}
+
+/// Token buckets per account and product, learned from `/v1/account` for [`LEARNED_FOR`] and
+/// for at most [`MAX_ACCOUNTS`] accounts, plus the pauses 503 answers impose.
+#[derive(Debug)]
+pub(crate) struct RateLimits {
+    state: Mutex<State>,
+    learned_for: Duration,
+    max_accounts: usize,
+}
+
+impl Default for RateLimits {
+    fn default() -> Self {
+        Self::new(LEARNED_FOR, MAX_ACCOUNTS)
+    }
+}
+
 impl RateLimits {
-    /// Whether the account's limits still need fetching; marks them as being fetched.
+    /// Limits trusted for `learned_for`, for at most `max_accounts` accounts.
+    pub(crate) fn new(learned_for: Duration, max_accounts: usize) -> Self {
+        Self {
+            state: Mutex::new(State::default()),
+            learned_for,
+            max_accounts: max_accounts.max(1),
+        }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether the account's limits need fetching (never read, or read over
+    /// [`LEARNED_FOR`] ago); marks them as being fetched.
     pub(crate) fn should_learn(&self, account: &str) -> bool {
-        self.learned
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(account.to_owned())
+        let now = Instant::now();
+        let mut state = self.state();
+        if let Some(known) = state.accounts.get_mut(account) {
+            if now.saturating_duration_since(known.learned) < self.learned_for {
+                return false;
+            }
+            // Stale: keep spacing calls by the old limits until the new ones arrive.
+            known.learned = now;
+            return true;
+        }
+        if state.accounts.len() >= self.max_accounts {
+            let oldest = state
+                .accounts
+                .iter()
+                .min_by_key(|(_, known)| (known.learned, known.order))
+                .map(|(name, _)| name.clone());
+            if let Some(oldest) = oldest {
+                state.accounts.remove(&oldest);
+            }
+        }
+        state.arrivals += 1;
+        let order = state.arrivals;
+        state.accounts.insert(
+            account.to_owned(),
+            Account {
+                learned: now,
+                order,
+                buckets: HashMap::new(),
+            },
+        );
+        true
     }
 
     /// Forgets that an account's limits were fetched (the fetch failed for a passing reason).
     pub(crate) fn unlearn(&self, account: &str) {
-        self.learned
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(account);
+        self.state().accounts.remove(account);
     }
 
-    /// Takes the limits of every product from a `/v1/account` answer. Of a per-minute and a
-    /// per-hour limit, the stricter long-run rate is kept.
+    /// How many accounts are known (for tests of the bound).
+    #[cfg(test)]
+    fn accounts(&self) -> usize {
+        self.state().accounts.len()
+    }
+
+    /// Takes the limits of every product from a `/v1/account` answer, replacing what was
+    /// known. Of a per-minute and a per-hour limit, the stricter long-run rate is kept.
     pub(crate) fn learn(&self, account: &str, answer: &Value) {
         let products = answer["products"]
             .as_array()
             .map(Vec::as_slice)
             .unwrap_or(&[]);
-        let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        let mut buckets = HashMap::new();
         for product in products {
             let Some(id) = product["id"].as_str() else {
                 continue;
@@ -132,7 +223,7 @@ impl RateLimits {
                     Value::Number(n) => n.as_f64(),
                     _ => None,
                 }
-                .filter(|n: &f64| *n > 0.0)
+                .filter(|n: &f64| SANE_LIMITS.contains(n))
             };
             let minute =
                 number("per_minute_limit").map(|n| (n, n / 60.0, format!("{n} calls a minute")));
@@ -143,11 +234,13 @@ impl RateLimits {
                 (m, h) => m.or(h),
             };
             if let Some((capacity, rate, limit)) = chosen {
-                buckets.insert(
-                    (account.to_owned(), id.to_owned()),
-                    Bucket::new(capacity, rate, limit),
-                );
+                buckets.insert(id.to_owned(), Bucket::new(capacity, rate, limit));
             }
+        }
+        let mut state = self.state();
+        // An account forgotten meanwhile (the bound) is not brought back by a late answer.
+        if let Some(known) = state.accounts.get_mut(account) {
+            known.buckets = buckets;
         }
     }
 
@@ -160,8 +253,27 @@ impl RateLimits {
         deadline: Option<Instant>,
     ) -> Result<Duration, TooLate> {
         let now = Instant::now();
-        let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
-        let Some(bucket) = buckets.get_mut(&(account.to_owned(), product.to_owned())) else {
+        let mut state = self.state();
+        let key = (account.to_owned(), product.to_owned());
+        if let Some(&until) = state.pauses.get(&key) {
+            if until <= now {
+                state.pauses.remove(&key);
+            } else {
+                let wait = until - now;
+                if deadline.is_some_and(|d| until > d) {
+                    return Err(TooLate {
+                        wait,
+                        limit: "a limit DomainTools reported with a 503".to_owned(),
+                    });
+                }
+                return Ok(wait);
+            }
+        }
+        let Some(bucket) = state
+            .accounts
+            .get_mut(account)
+            .and_then(|known| known.buckets.get_mut(product))
+        else {
             return Ok(Duration::ZERO);
         };
         bucket.refill(now);
@@ -169,7 +281,9 @@ impl RateLimits {
         if bucket.tokens >= 0.0 {
             return Ok(Duration::ZERO);
         }
-        let wait = Duration::from_secs_f64(-bucket.tokens / bucket.per_second);
+        let wait = Duration::try_from_secs_f64(-bucket.tokens / bucket.per_second)
+            .unwrap_or(MAX_WAIT)
+            .min(MAX_WAIT);
         if deadline.is_some_and(|d| now + wait > d) {
             bucket.tokens += 1.0;
             return Err(TooLate {
@@ -180,23 +294,39 @@ impl RateLimits {
         Ok(wait)
     }
 
-    /// DomainTools answered 503: spend the product's remaining turns so the next call waits.
-    pub(crate) fn slow_down(&self, account: &str, product: &str) {
+    /// DomainTools answered 503: a product of known limit has its remaining turns spent; one
+    /// of unknown limit pauses for `retry_after` (or [`UNKNOWN_LIMIT_PAUSE`]), then is
+    /// forgotten.
+    pub(crate) fn slow_down(&self, account: &str, product: &str, retry_after: Option<Duration>) {
         let now = Instant::now();
-        let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
-        let bucket = buckets
-            .entry((account.to_owned(), product.to_owned()))
-            .or_insert_with(|| {
-                let rate = 1.0 / UNKNOWN_LIMIT_PAUSE.as_secs_f64();
-                Bucket::new(
-                    1.0,
-                    rate,
-                    "a limit DomainTools reported with a 503".to_owned(),
-                )
-            });
-        bucket.refill(now);
-        bucket.tokens = bucket.tokens.min(0.0);
+        let mut state = self.state();
+        if let Some(bucket) = state
+            .accounts
+            .get_mut(account)
+            .and_then(|known| known.buckets.get_mut(product))
+        {
+            bucket.refill(now);
+            bucket.tokens = bucket.tokens.min(0.0);
+            return;
+        }
+        let pause = retry_after.unwrap_or(UNKNOWN_LIMIT_PAUSE).min(MAX_PAUSE);
+        // Pauses are short-lived; the ones over are dropped here, so a client inventing
+        // accounts cannot grow this map either.
+        state.pauses.retain(|_, until| *until > now);
+        if state.pauses.len() >= self.max_accounts {
+            return;
+        }
+        state
+            .pauses
+            .insert((account.to_owned(), product.to_owned()), now + pause);
     }
+}
+
+/// The pause a 503's `Retry-After` asks for, in seconds (the HTTP-date form is not used by
+/// DomainTools and is ignored).
+pub(crate) fn retry_after(value: Option<&str>) -> Option<Duration> {
+    let seconds: f64 = value?.trim().parse().ok()?;
+    Duration::try_from_secs_f64(seconds).ok()
 }
 
 #[cfg(test)]
@@ -234,10 +364,17 @@ mod tests {
         json!({"products": [{"id": "iris-investigate", "per_minute_limit": per_minute, "per_hour_limit": per_hour}]})
     }
 
+    /// Limits as the client sees them: marked as being learned, then learned.
+    fn learned(answer: &Value) -> RateLimits {
+        let limits = RateLimits::default();
+        assert!(limits.should_learn("a"));
+        limits.learn("a", answer);
+        limits
+    }
+
     #[tokio::test(start_paused = true)]
     async fn a_burst_up_to_the_limit_goes_at_once_then_calls_wait_their_turn() {
-        let limits = RateLimits::default();
-        limits.learn("a", &account("20", None));
+        let limits = learned(&account("20", None));
         for _ in 0..20 {
             assert_eq!(
                 limits.reserve("a", "iris-investigate", None).unwrap(),
@@ -266,8 +403,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_turn_past_the_deadline_fails_at_once_without_reserving() {
-        let limits = RateLimits::default();
-        limits.learn("a", &account("1", None));
+        let limits = learned(&account("1", None));
         assert_eq!(
             limits.reserve("a", "iris-investigate", None).unwrap(),
             Duration::ZERO
@@ -287,8 +423,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn the_stricter_of_minute_and_hour_limits_wins() {
-        let limits = RateLimits::default();
-        limits.learn("a", &account("30", Some("10")));
+        let limits = learned(&account("30", Some("10")));
         for _ in 0..10 {
             limits.reserve("a", "iris-investigate", None).unwrap();
         }
@@ -299,27 +434,124 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn a_503_makes_the_next_call_wait() {
+    async fn a_503_of_unknown_limit_pauses_as_it_says_then_is_forgotten() {
         let limits = RateLimits::default();
-        limits.slow_down("a", "risk");
+        limits.slow_down("a", "risk", None);
         assert_eq!(
             limits.reserve("a", "risk", None).unwrap(),
             UNKNOWN_LIMIT_PAUSE
         );
-        tokio::time::advance(Duration::from_secs(10)).await;
         assert_eq!(
             limits.reserve("a", "risk", None).unwrap(),
-            Duration::ZERO,
-            "the pause is over"
+            UNKNOWN_LIMIT_PAUSE,
+            "every call in the pause waits for its end, none for a turn after it"
+        );
+        tokio::time::advance(UNKNOWN_LIMIT_PAUSE).await;
+        for _ in 0..10 {
+            assert_eq!(
+                limits.reserve("a", "risk", None).unwrap(),
+                Duration::ZERO,
+                "the pause is over and forgotten: no throttling afterwards"
+            );
+        }
+        limits.slow_down("a", "risk", Some(Duration::from_secs(7)));
+        let deadline = Instant::now() + Duration::from_secs(5);
+        assert_eq!(
+            limits
+                .reserve("a", "risk", Some(deadline))
+                .unwrap_err()
+                .wait,
+            Duration::from_secs(7),
+            "Retry-After sets the pause"
+        );
+        limits.slow_down("a", "risk", Some(Duration::from_secs(1_000_000)));
+        assert_eq!(limits.reserve("a", "risk", None).unwrap(), MAX_PAUSE);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_503_for_a_known_limit_spends_the_remaining_turns() {
+        let limits = learned(&account("60", None));
+        limits.slow_down("a", "iris-investigate", None);
+        assert_eq!(
+            limits.reserve("a", "iris-investigate", None).unwrap(),
+            Duration::from_secs(1)
         );
     }
 
-    #[test]
-    fn accounts_are_learned_once() {
+    #[tokio::test(start_paused = true)]
+    async fn learned_limits_expire_after_an_hour_and_are_learned_again() {
         let limits = RateLimits::default();
         assert!(limits.should_learn("a"));
         assert!(!limits.should_learn("a"));
+        tokio::time::advance(LEARNED_FOR - Duration::from_secs(1)).await;
+        assert!(!limits.should_learn("a"), "still fresh");
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert!(limits.should_learn("a"), "an hour old: read again");
+        assert!(!limits.should_learn("a"), "once");
         limits.unlearn("a");
-        assert!(limits.should_learn("a"));
+        assert!(limits.should_learn("a"), "a failed read is retried");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_set_of_accounts_is_bounded() {
+        let limits = RateLimits::new(LEARNED_FOR, 100);
+        for n in 0..10_000 {
+            let name = format!("user-{n}-{}", "x".repeat(1000));
+            limits.should_learn(&name);
+            limits.learn(&name, &account("20", None));
+            limits.slow_down(&name, "risk", None);
+        }
+        assert_eq!(limits.accounts(), 100);
+        assert!(limits.state().pauses.len() <= 100);
+        let first = format!("user-0-{}", "x".repeat(1000));
+        assert!(
+            limits.should_learn(&first),
+            "a forgotten account is learned again"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn absurd_limits_never_panic_and_never_throttle() {
+        let absurd = [
+            json!("1e-300"),
+            json!("-5"),
+            json!("NaN"),
+            json!("inf"),
+            json!("-inf"),
+            json!("1e308"),
+            json!(1e-300),
+            json!(-1),
+            json!(0),
+            json!(u64::MAX),
+            json!(""),
+            json!([1]),
+            json!({"a": 1}),
+            json!(true),
+            json!("0.0000001"),
+        ];
+        for minute in &absurd {
+            for hour in &absurd {
+                let limits = learned(&json!({"products": [
+                    {"id": "risk", "per_minute_limit": minute, "per_hour_limit": hour},
+                    {"id": 7, "per_minute_limit": "1"},
+                    "not an object",
+                ]}));
+                for _ in 0..3 {
+                    let wait = limits.reserve("a", "risk", Some(Instant::now())).unwrap();
+                    assert_eq!(wait, Duration::ZERO, "{minute} / {hour}");
+                }
+            }
+        }
+        // The largest sane limit still gives finite, bounded waits.
+        let limits = learned(&json!({"products": [{"id": "risk", "per_hour_limit": 1}]}));
+        limits.reserve("a", "risk", None).unwrap();
+        assert_eq!(
+            limits.reserve("a", "risk", None).unwrap(),
+            Duration::from_secs(3600)
+        );
+        assert_eq!(retry_after(Some("1e300")), None);
+        assert_eq!(retry_after(Some("-1")), None);
+        assert_eq!(retry_after(Some("NaN")), None);
+        assert_eq!(retry_after(Some(" 3 ")), Some(Duration::from_secs(3)));
     }
 }

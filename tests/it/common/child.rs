@@ -56,7 +56,23 @@ pub fn free_port() -> u16 {
 
 /// The binary with none of the settings a developer's environment might carry.
 pub fn binary() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_misp-domaintools"));
+    clean(Command::new(env!("CARGO_BIN_EXE_misp-domaintools")))
+}
+
+/// The binary run through `prlimit` with the given open-files limits (soft, hard): what a
+/// systemd service (soft 1024) or a tight container gets.
+pub fn binary_with_open_files(soft: u64, hard: u64) -> Command {
+    let mut command = Command::new("prlimit");
+    command.args([
+        format!("--nofile={soft}:{hard}"),
+        "--".to_owned(),
+        env!("CARGO_BIN_EXE_misp-domaintools").to_owned(),
+    ]);
+    clean(command)
+}
+
+/// `command` with none of the settings a developer's environment might carry.
+fn clean(mut command: Command) -> Command {
     for (var, _) in std::env::vars() {
         let ours = [
             "DOMAINTOOLS_",
@@ -76,8 +92,12 @@ impl ChildServer {
     /// Starts the binary with `args` (and `envs`) on a free port, capturing stdout and stderr,
     /// and waits until it is healthy.
     pub async fn start(args: &[&str], envs: &[(&str, &str)]) -> Self {
+        Self::start_command(binary(), args, envs).await
+    }
+
+    /// Like [`ChildServer::start`], running `command` (the binary, possibly wrapped).
+    pub async fn start_command(mut command: Command, args: &[&str], envs: &[(&str, &str)]) -> Self {
         let port = free_port();
-        let mut command = binary();
         command
             .args(["--port", &port.to_string()])
             .args(args)

@@ -30,6 +30,9 @@ pub struct Registered {
     /// The request keys that carry its input, in priority order (the first present wins):
     /// `mispattributes.input`, or `["data"]` for import modules.
     pub inputs: Vec<String>,
+    /// Whether the descriptor declares `mispattributes.format: "misp_standard"`: MISP then
+    /// sends the whole attribute and expects `{"results": {"Attribute", "Object"}}`.
+    pub standard: bool,
 }
 
 /// The loaded modules and the precomputed `/modules` body.
@@ -55,9 +58,11 @@ impl Registry {
             {
                 return Err(format!("module {} is registered twice", module.name));
             }
+            let standard = descriptor["mispattributes"]["format"] == "misp_standard";
             loaded.push(Registered {
                 module: *module,
                 inputs,
+                standard,
             });
             descriptors.push(descriptor);
         }

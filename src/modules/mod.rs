@@ -81,6 +81,9 @@ pub struct Input {
     pub attribute_type: String,
     /// Its value.
     pub value: String,
+    /// The whole MISP attribute, for `misp_standard` modules (MISP sends it as `attribute`,
+    /// with its `uuid`); `None` when the request named the value by type (`{"domain": …}`).
+    pub attribute: Option<Map<String, Value>>,
 }
 
 /// A module's answer.
@@ -92,6 +95,9 @@ pub struct Reply {
     pub error: Option<String>,
     /// A top-level comment (MISP uses it for the whole import or enrichment).
     pub comment: Option<String>,
+    /// The `misp_standard` answer (`{"Attribute": […], "Object": […]}`), sent as `results`
+    /// instead of the entry list by the modules whose descriptor declares that format.
+    pub standard: Option<Map<String, Value>>,
 }
 
 /// Why a module produced no answer. The `Display` text is what the MISP user reads.

@@ -5,8 +5,8 @@ use bytes::Bytes;
 use serde_json::Value;
 
 use crate::modules::{
-    analyze, historic, iris_detect, iris_enrich, iris_import, iris_investigate, iris_pivot, pivot,
-    Module,
+    analyze, historic, iris_detect, iris_enrich, iris_enrich_objects, iris_import,
+    iris_investigate, iris_investigate_objects, iris_pivot, pivot, Module,
 };
 
 /// Every module, alphabetically. Adding a module means adding its file under `src/modules/`,
@@ -16,8 +16,10 @@ pub static MODULES: &[Module] = &[
     historic::MODULE,
     iris_detect::MODULE,
     iris_enrich::MODULE,
+    iris_enrich_objects::MODULE,
     iris_import::MODULE,
     iris_investigate::MODULE,
+    iris_investigate_objects::MODULE,
     iris_pivot::MODULE,
     pivot::MODULE,
 ];

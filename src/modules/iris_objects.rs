@@ -402,7 +402,11 @@ impl<'a> Builder<'a> {
         };
         let uuid = name_uuid(&["attribute", misp_type, &value]);
         if self.attribute_uuids.insert(uuid.clone()) {
-            let category = CATALOGUE.default_category(misp_type).unwrap_or("Other");
+            let category = ["Network activity", "External analysis"]
+                .into_iter()
+                .find(|c| CATALOGUE.allows(c, misp_type))
+                .or_else(|| CATALOGUE.default_category(misp_type))
+                .unwrap_or("Other");
             let comment = self.comment(comment);
             self.attributes.push(json!({
                 "type": misp_type,
@@ -741,7 +745,20 @@ impl<'a> Builder<'a> {
                 self.pivot_link(parameter, item, what, domain);
             }
         }
-        let mut registrant_email_set = false;
+        // The registrant's first address is the whois object's; every other address of the
+        // record is an `email` attribute the whois object references, once.
+        let registrant_email = iris::emails(record, "registrant_contact")
+            .iter()
+            .find_map(|item| {
+                let address = item_str(item)?;
+                self.add(
+                    w,
+                    "registrant-email",
+                    address,
+                    Self::counted(item, "Registrant e-mail"),
+                )
+                .then(|| address.to_lowercase())
+            });
         for (field, description) in EMAIL_FIELDS {
             let parameter = match field {
                 "soa_email" => "email_dns_soa",
@@ -753,16 +770,8 @@ impl<'a> Builder<'a> {
                     continue;
                 };
                 self.pivot_link(parameter, item, "e-mail address", domain);
-                if field == "registrant_contact" && !registrant_email_set {
-                    registrant_email_set = self.add(
-                        w,
-                        "registrant-email",
-                        address,
-                        Self::counted(item, "Registrant e-mail"),
-                    );
-                    if registrant_email_set {
-                        continue;
-                    }
+                if registrant_email.as_deref() == Some(address.to_lowercase().as_str()) {
+                    continue;
                 }
                 let comment =
                     format!("E-mail address ({description}) of {domain} in DomainTools Iris");

@@ -3,7 +3,7 @@
 //! `misp_standard` format (Enrich records have no guided-pivot counts, so no pivot links).
 
 use super::iris_investigate_objects::own_record;
-use super::iris_objects::{Builder, Enriched, Options};
+use super::iris_objects::{with_hover_error, Builder, Enriched, Options};
 use super::iris_record::lookup_domain;
 use super::{iris_error, Context, Input, Module, ModuleError, Reply, DEMO_NOTE};
 
@@ -11,7 +11,12 @@ use super::{iris_error, Context, Input, Module, ModuleError, Reply, DEMO_NOTE};
 pub const MODULE: Module = Module {
     name: "DomainTools-Iris-Enrich-Objects",
     descriptor: include_str!("../../modules/DomainTools-Iris-Enrich-Objects.json"),
-    run: |ctx, input| Box::pin(run(ctx, input)),
+    run: |ctx, input| {
+        Box::pin(async move {
+            let form = ctx.form;
+            with_hover_error(form, run(ctx, input).await)
+        })
+    },
 };
 
 async fn run(ctx: Context, input: Input) -> Result<Reply, ModuleError> {

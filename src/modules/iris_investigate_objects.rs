@@ -5,7 +5,7 @@
 
 use serde_json::Value;
 
-use super::iris_objects::{Builder, Enriched, Options};
+use super::iris_objects::{with_hover_error, Builder, Enriched, Options};
 use super::iris_pivot::{pivot_for, DEFAULT_RESULTS_LIMIT};
 use super::iris_record::lookup_domain;
 use super::{iris_error, iris_search, Context, Input, Module, ModuleError, Reply, DEMO_NOTE};
@@ -15,7 +15,12 @@ use domaintools::Stop;
 pub const MODULE: Module = Module {
     name: "DomainTools-Iris-Investigate-Objects",
     descriptor: include_str!("../../modules/DomainTools-Iris-Investigate-Objects.json"),
-    run: |ctx, input| Box::pin(run(ctx, input)),
+    run: |ctx, input| {
+        Box::pin(async move {
+            let form = ctx.form;
+            with_hover_error(form, run(ctx, input).await)
+        })
+    },
 };
 
 /// The input types looked up as a domain; the others are pivots.

@@ -1032,6 +1032,31 @@ fn meets_template(o: &Object) -> bool {
     required_ok && one_of && says_something
 }
 
+/// A module error, for the hover popover: MISP shows a `misp_standard` hover's `Object` and
+/// `Attribute` only (never its `error`), so the error is also one text attribute there.
+pub fn with_hover_error(
+    form: Form,
+    result: Result<super::Reply, ModuleError>,
+) -> Result<super::Reply, ModuleError> {
+    match (form, result) {
+        (Form::Hover, Err(error)) => {
+            let message = error.to_string();
+            let mut standard = Map::new();
+            standard.insert(
+                "Attribute".into(),
+                json!([{"type": "text", "category": "Other", "value": format!("Error: {message}"),
+                        "to_ids": false, "uuid": name_uuid(&["error", &message]), "comment": ""}]),
+            );
+            Ok(super::Reply {
+                error: Some(message),
+                standard: Some(standard),
+                ..super::Reply::default()
+            })
+        }
+        (_, result) => result,
+    }
+}
+
 /// The Iris UI search for `parameter` = `value`.
 pub fn pivot_url(parameter: &str, value: &str) -> String {
     let encoded: String = url::form_urlencoded::byte_serialize(value.as_bytes()).collect();
@@ -1309,6 +1334,25 @@ mod tests {
             Some("example.com".into())
         );
         assert_eq!(normalize("whois-registrant-name", "a\nb"), None);
+    }
+
+    #[test]
+    fn demo_answers_say_so() {
+        let mut options = options(Form::Stored);
+        options.note = Some("[DEMO]");
+        let mut b = Builder::new(&options, Enriched::new("domain", "example.com", None));
+        b.record(&record(), true);
+        let results = b.finish();
+        let input_tags = results["Attribute"][0]["Tag"].as_array().unwrap();
+        assert!(input_tags
+            .iter()
+            .any(|t| t["name"] == "domaintools-iris:demo=\"true\""));
+        for o in results["Object"].as_array().unwrap() {
+            assert!(o["comment"].as_str().unwrap().starts_with("[DEMO] "), "{o}");
+        }
+        for a in results["Attribute"].as_array().unwrap().iter().skip(1) {
+            assert!(a["comment"].as_str().unwrap().starts_with("[DEMO] "), "{a}");
+        }
     }
 
     #[test]

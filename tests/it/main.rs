@@ -13,6 +13,7 @@ mod golden_classic;
 mod golden_iris;
 mod http_api;
 mod iris_modules_e2e;
+mod misp_objects;
 mod misp_validity;
 mod opencti_connector;
 mod quota;

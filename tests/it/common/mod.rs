@@ -5,6 +5,7 @@
 pub mod child;
 pub mod fuzz_entry;
 pub mod golden;
+pub mod misp_objects;
 pub mod opencti;
 pub mod server;
 pub mod stix_check;

@@ -273,3 +273,24 @@ async fn descriptors_declare_misp_standard_for_expansion_and_hover() {
         }
     }
 }
+
+#[tokio::test]
+async fn the_examples_run() {
+    let rules = Rules::load();
+    let server = server::start().await;
+    for (name, objects) in [
+        ("iris-investigate-objects-enrichment.json", 5),
+        ("iris-investigate-objects-hover.json", 5),
+        ("iris-investigate-objects-ip.json", 5),
+        ("iris-enrich-objects-enrichment.json", 5),
+    ] {
+        let path = format!("{}/examples/{name}", env!("CARGO_MANIFEST_DIR"));
+        let mut body: Value =
+            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let uuid = body["attribute"]["uuid"].as_str().unwrap().to_owned();
+        body["config"]["username"] = json!(server::USER);
+        body["config"]["api_key"] = json!(server::KEY);
+        let results = answer(&server, body).await;
+        assert_eq!(rules.check(&results, &uuid), objects, "{name}");
+    }
+}

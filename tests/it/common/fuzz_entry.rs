@@ -69,7 +69,8 @@ fn harness() -> &'static Harness {
 }
 
 /// Posts `body` to `/query` and checks what any answer must be: HTTP 200 with a `results`
-/// list (and any `error` a non-empty string), or 400 with an `error`; never a panic, a 5xx,
+/// list, or a `misp_standard` object of `Attribute` and `Object` lists (and any `error` a
+/// non-empty string), or 400 with an `error`; never a panic, a 5xx,
 /// a body that is not a JSON object, or the API key.
 pub fn query(body: &[u8]) -> Result<(), String> {
     let harness = harness();
@@ -102,7 +103,7 @@ pub fn query(body: &[u8]) -> Result<(), String> {
             Some(_) => false,
         };
         let ok = match status {
-            200 => reply["results"].is_array() && error_ok,
+            200 => well_formed_results(&reply["results"]) && error_ok,
             400 => error.is_some() && error_ok,
             _ => false,
         };
@@ -112,4 +113,15 @@ pub fn query(body: &[u8]) -> Result<(), String> {
             Err(format!("HTTP {status}: {text:.300}"))
         }
     })
+}
+
+/// A legacy result list, or a `misp_standard` object holding only `Attribute`/`Object` lists.
+fn well_formed_results(results: &Value) -> bool {
+    match results {
+        Value::Array(_) => true,
+        Value::Object(map) => map
+            .iter()
+            .all(|(key, value)| matches!(key.as_str(), "Attribute" | "Object") && value.is_array()),
+        _ => false,
+    }
 }

@@ -106,6 +106,20 @@ pub struct Config {
     #[arg(long, env = "MISP_DOMAINTOOLS_CACHE_SIZE_MB", default_value_t = 64)]
     pub cache_size_mb: u64,
 
+    /// Seconds a rendered /query reply is reused for the same request (0: never). A reply
+    /// also lives no longer than the cached DomainTools answers it was made from, and Iris-Detect
+    /// replies are never reused. It bounds clock-dependent text such as a domain's age.
+    #[arg(long, env = "MISP_DOMAINTOOLS_REPLY_CACHE_TTL", default_value_t = 60)]
+    pub reply_cache_ttl: u64,
+
+    /// Memory for reused replies, in MiB (0 turns the reply cache off).
+    #[arg(
+        long,
+        env = "MISP_DOMAINTOOLS_REPLY_CACHE_SIZE_MB",
+        default_value_t = 32
+    )]
+    pub reply_cache_size_mb: u64,
+
     /// Seconds Iris Investigate and Iris Enrich answers are cached (0: not cached).
     #[arg(long, env = "MISP_DOMAINTOOLS_CACHE_TTL_IRIS", default_value_t = 3600)]
     pub cache_ttl_iris: u64,
@@ -335,6 +349,8 @@ mod tests {
             "MISP_DOMAINTOOLS_LOG_FORMAT",
             "RUST_LOG",
             "MISP_DOMAINTOOLS_CACHE_SIZE_MB",
+            "MISP_DOMAINTOOLS_REPLY_CACHE_TTL",
+            "MISP_DOMAINTOOLS_REPLY_CACHE_SIZE_MB",
             "MISP_DOMAINTOOLS_CACHE_TTL_IRIS",
             "MISP_DOMAINTOOLS_CACHE_TTL_WHOIS",
             "MISP_DOMAINTOOLS_CACHE_TTL_DETECT",

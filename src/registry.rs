@@ -166,6 +166,7 @@ mod tests {
             name: "X",
             descriptor: r#"{"name":"X","type":"expansion","mispattributes":{"input":["domain"]},"meta":{"module-type":"hover","config":[]}}"#,
             run: MODULES[0].run,
+            replies_live_as: None,
         };
         assert!(Registry::new(&[bad]).unwrap_err().contains("module-type"));
     }

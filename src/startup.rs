@@ -8,7 +8,7 @@ use domaintools::{CacheConfig, Client, ClientConfig, Credentials, Proxy, Ttls};
 
 use crate::config::{Config, RateLimitMode};
 use crate::demo::{self, DemoApi};
-use crate::http::{AppState, Options};
+use crate::http::{AppState, Options, ReplyCacheConfig};
 use crate::protocol::DefaultCredentials;
 use crate::registry;
 
@@ -32,6 +32,10 @@ pub(crate) fn build_state(
         hover_budget: seconds(config.hover_budget, "--hover-budget")?,
         query_budget: seconds(config.query_budget, "--query-budget")?,
         metrics_endpoint: !config.disable_metrics,
+        reply_cache: ReplyCacheConfig {
+            ttl: Duration::from_secs(config.reply_cache_ttl),
+            max_bytes: config.reply_cache_size_mb.saturating_mul(1024 * 1024),
+        },
         ..Options::default()
     };
     Ok(AppState::new(registry, client, options))

@@ -17,6 +17,11 @@ struct ModuleOutcome {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Lookup {
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct Module {
     module: &'static str,
 }
@@ -27,6 +32,7 @@ pub(crate) struct Metrics {
     registry: Registry,
     queries: Family<ModuleOutcome, Counter>,
     query_duration: Family<Module, Histogram, fn() -> Histogram>,
+    reply_cache: Family<Lookup, Counter>,
 }
 
 impl Metrics {
@@ -45,11 +51,18 @@ impl Metrics {
             "Time to answer a query, by module",
             query_duration.clone(),
         );
+        let reply_cache = Family::<Lookup, Counter>::default();
+        registry.register(
+            "misp_domaintools_reply_cache_lookups",
+            "Rendered replies looked up before running a module, by result (hit, miss)",
+            reply_cache.clone(),
+        );
         client.register(&mut registry);
         Self {
             registry,
             queries,
             query_duration,
+            reply_cache,
         }
     }
 
@@ -62,6 +75,12 @@ impl Metrics {
         self.query_duration
             .get_or_create(&Module { module })
             .observe(seconds);
+    }
+
+    /// Counts a reply-cache lookup of a reply that could be kept.
+    pub(crate) fn reply_cache(&self, hit: bool) {
+        let result = if hit { "hit" } else { "miss" };
+        self.reply_cache.get_or_create(&Lookup { result }).inc();
     }
 
     /// The OpenMetrics text exposition.

@@ -2,6 +2,9 @@
 //! misp-modules handlers (`/modules`, `/query`, `/healthcheck`, `/version`, `/metrics`).
 
 mod metrics;
+mod replies;
+
+pub use replies::ReplyCacheConfig;
 
 use std::future::Future;
 use std::future::IntoFuture;
@@ -28,6 +31,7 @@ use tower_http::trace::TraceLayer;
 use domaintools::Client;
 
 use self::metrics::Metrics;
+use self::replies::ReplyCache;
 use crate::misp::Form;
 use crate::modules::{Context, ModuleError, Settings};
 use crate::protocol::{self, DefaultCredentials};
@@ -53,6 +57,8 @@ pub struct Options {
     /// After a shutdown request, how long in-flight requests may take before the server stops
     /// anyway: a client that never finishes sending its request must not keep it up forever.
     pub shutdown_grace: Duration,
+    /// The cache of rendered replies in front of the modules.
+    pub reply_cache: ReplyCacheConfig,
 }
 
 impl Default for Options {
@@ -68,6 +74,7 @@ impl Default for Options {
             // Within Docker's and systemd's default stop timeouts (10 s and 90 s), and longer
             // than MISP waits for any answer (5 s for a hover, 10 s otherwise).
             shutdown_grace: Duration::from_secs(10),
+            reply_cache: ReplyCacheConfig::OFF,
         }
     }
 }
@@ -84,6 +91,7 @@ struct Inner {
     client: Client,
     options: Options,
     metrics: Metrics,
+    replies: Option<ReplyCache>,
 }
 
 impl AppState {
@@ -92,6 +100,7 @@ impl AppState {
         Self {
             inner: Arc::new(Inner {
                 metrics: Metrics::new(client.metrics()),
+                replies: ReplyCache::new(options.reply_cache),
                 registry,
                 client,
                 options,
@@ -275,6 +284,30 @@ async fn query_module(
             )));
         }
     };
+    let reply_key = state
+        .inner
+        .replies
+        .as_ref()
+        .map(|_| ReplyCache::key(&body, state.inner.options.demo));
+    if let Some(hit) = reply_key
+        .as_ref()
+        .zip(state.inner.replies.as_ref())
+        .and_then(|(key, replies)| replies.get(key))
+    {
+        state.inner.metrics.reply_cache(true);
+        state
+            .inner
+            .metrics
+            .query(hit.module, "ok", started.elapsed().as_secs_f64());
+        tracing::info!(
+            module.name = hit.module,
+            outcome = "ok",
+            cached = true,
+            duration_ms = started.elapsed().as_secs_f64() * 1000.0,
+            "query answered"
+        );
+        return json_bytes(hit.body);
+    }
     let request = match protocol::parse_body(&body) {
         Ok(request) => request,
         Err(message) => {
@@ -303,7 +336,26 @@ async fn query_module(
             tracing::info!(module.name = %name, outcome, duration_ms = elapsed_ms, "query answered")
         }
     }
-    ok(reply)
+    let lifetime = state.inner.registry.find(&name).and_then(|r| {
+        r.module
+            .replies_live_as
+            .map(|family| (r.module.name, family))
+    });
+    match (state.inner.replies.as_ref(), reply_key, lifetime) {
+        (Some(replies), Some(key), Some((module, family))) if outcome == "ok" => {
+            state.inner.metrics.reply_cache(false);
+            // Serialised once: the bytes served now are the bytes a hit will serve.
+            let body = Bytes::from(serde_json::to_vec(&reply).unwrap_or_default());
+            replies.put(
+                key,
+                module,
+                body.clone(),
+                state.inner.client.cache_ttl(family),
+            );
+            json_bytes(body)
+        }
+        _ => ok(reply),
+    }
 }
 
 /// Runs the module for one request and says how it went ("ok", "error", "timeout", "panic").
@@ -399,4 +451,9 @@ const HARD_STOP_GRACE: Duration = Duration::from_millis(200);
 
 fn ok(body: Value) -> Response {
     (StatusCode::OK, Json(body)).into_response()
+}
+
+/// A 200 answer of JSON bytes made earlier (what `Json` would send for the same value).
+fn json_bytes(body: Bytes) -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }

@@ -9,6 +9,7 @@ pub const MODULE: Module = Module {
     name: "DomainTools-Analyze",
     descriptor: include_str!("../../modules/DomainTools-Analyze.json"),
     run: |ctx, input| Box::pin(run(ctx, input)),
+    replies_live_as: Some(domaintools::Family::Classic),
 };
 
 /// Domains: parsed whois, domain profile and risk; contact values: a reverse-whois quote

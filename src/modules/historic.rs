@@ -14,6 +14,7 @@ pub const MODULE: Module = Module {
     name: "DomainTools-Historic",
     descriptor: include_str!("../../modules/DomainTools-Historic.json"),
     run: |ctx, input| Box::pin(run(ctx, input)),
+    replies_live_as: Some(domaintools::Family::Classic),
 };
 
 /// What other input types get (the reference silently answered "An unknown error has

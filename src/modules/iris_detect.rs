@@ -16,6 +16,7 @@ pub const MODULE: Module = Module {
     name: "DomainTools-Iris-Detect",
     descriptor: include_str!("../../modules/DomainTools-Iris-Detect.json"),
     run: |ctx, input| Box::pin(run(ctx, input)),
+    replies_live_as: None,
 };
 
 /// Domains imported when `results_limit` is unset: one Detect page, as the reference imported.

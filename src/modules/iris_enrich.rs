@@ -9,4 +9,5 @@ pub const MODULE: Module = Module {
     name: "DomainTools-Iris-Enrich",
     descriptor: include_str!("../../modules/DomainTools-Iris-Enrich.json"),
     run: |ctx, input| Box::pin(iris_record::run(ctx, input, Product::Enrich)),
+    replies_live_as: Some(domaintools::Family::Iris),
 };

@@ -17,6 +17,7 @@ pub const MODULE: Module = Module {
     name: "DomainTools-Iris-Import",
     descriptor: include_str!("../../modules/DomainTools-Iris-Import.json"),
     run: |ctx, input| Box::pin(run(ctx, input)),
+    replies_live_as: Some(domaintools::Family::Iris),
 };
 
 /// Domains imported when `results_limit` is unset (the compatibility policy's default; the

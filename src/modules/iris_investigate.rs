@@ -9,4 +9,5 @@ pub const MODULE: Module = Module {
     name: "DomainTools-Iris-Investigate",
     descriptor: include_str!("../../modules/DomainTools-Iris-Investigate.json"),
     run: |ctx, input| Box::pin(iris_record::run(ctx, input, Product::Investigate)),
+    replies_live_as: Some(domaintools::Family::Iris),
 };

@@ -18,6 +18,7 @@ pub const MODULE: Module = Module {
     name: "DomainTools-Iris-Pivot",
     descriptor: include_str!("../../modules/DomainTools-Iris-Pivot.json"),
     run: |ctx, input| Box::pin(run(ctx, input)),
+    replies_live_as: Some(domaintools::Family::Iris),
 };
 
 /// Connections shared with fewer domains than this are tagged "Guided Pivot" (reference).

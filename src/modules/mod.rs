@@ -40,6 +40,10 @@ pub struct Module {
     pub descriptor: &'static str,
     /// The handler.
     pub run: RunFn,
+    /// Whose cache lifetime bounds how long a rendered reply of this module may be reused
+    /// (the reply cache in front of the modules); `None`: never reused (Iris-Detect changes
+    /// DomainTools state and reads lists that change minute by minute).
+    pub replies_live_as: Option<domaintools::Family>,
 }
 
 /// Everything a module needs for one request.

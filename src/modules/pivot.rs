@@ -9,6 +9,7 @@ pub const MODULE: Module = Module {
     name: "DomainTools-Pivot",
     descriptor: include_str!("../../modules/DomainTools-Pivot.json"),
     run: |ctx, input| Box::pin(run(ctx, input)),
+    replies_live_as: Some(domaintools::Family::Classic),
 };
 
 /// Domains: parsed whois, domain profile and risk (as Analyze); contact values: the purchased

@@ -24,4 +24,5 @@ mod reliability_load;
 mod reliability_properties;
 mod reliability_secrets;
 mod reliability_shutdown;
+mod reply_cache;
 mod stix_bundles;

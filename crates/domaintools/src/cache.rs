@@ -222,6 +222,11 @@ impl ResponseCache {
         self.ttls.of(family)
     }
 
+    /// Whether answers are kept anywhere (in process or in Redis).
+    pub fn enabled(&self) -> bool {
+        self.memory.is_some() || self.redis.is_some()
+    }
+
     /// A cached answer, from memory or else from Redis (which then fills memory).
     pub async fn get(&self, key: &str) -> Option<Bytes> {
         if let Some(memory) = &self.memory {

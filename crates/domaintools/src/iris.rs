@@ -230,7 +230,7 @@ impl Client {
         caller: Caller<'_>,
         params: &[(&str, &str)],
     ) -> Result<IrisResponse> {
-        self.call(caller, Method::POST, INVESTIGATE_PATH, params)
+        self.call_iris(caller, Method::POST, INVESTIGATE_PATH, params)
             .await
     }
 }

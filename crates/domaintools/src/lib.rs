@@ -17,7 +17,7 @@ pub mod metrics;
 pub mod types;
 
 pub use auth::{Credentials, SignHash};
-pub use cache::{CacheConfig, Ttls};
+pub use cache::{CacheConfig, Family, Ttls};
 pub use classic::ReverseWhoisMode;
 pub use client::{Caller, Client, ClientConfig, Proxy, DEFAULT_BASE_URL};
 pub use error::Error;

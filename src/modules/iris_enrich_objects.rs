@@ -17,6 +17,7 @@ pub const MODULE: Module = Module {
             with_hover_error(form, run(ctx, input).await)
         })
     },
+    replies_live_as: Some(domaintools::Family::Iris),
 };
 
 async fn run(ctx: Context, input: Input) -> Result<Reply, ModuleError> {

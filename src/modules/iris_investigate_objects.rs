@@ -21,6 +21,7 @@ pub const MODULE: Module = Module {
             with_hover_error(form, run(ctx, input).await)
         })
     },
+    replies_live_as: Some(domaintools::Family::Iris),
 };
 
 /// The input types looked up as a domain; the others are pivots.

@@ -8,6 +8,7 @@ use serde_json::{json, Value};
 
 use crate::common::golden;
 use crate::common::misp_objects::Rules;
+use crate::common::pymisp_check::check_with_pymisp;
 use crate::common::server::{self, TestServer};
 
 const INVESTIGATE: &str = "DomainTools-Iris-Investigate-Objects";
@@ -110,9 +111,11 @@ async fn every_answer_on_recorded_data_meets_misps_templates_and_rules() {
         }
     }
     let mut objects = 0;
+    let mut answers = Vec::new();
     for body in &bodies {
         let results = answer(&server, body.clone()).await;
         objects += rules.check(&results, UUID);
+        answers.push((json!({"results": results}), UUID.to_owned()));
         let attributes = results["Attribute"].as_array().cloned().unwrap_or_default();
         let echoed = attributes.iter().find(|a| a["uuid"] == UUID);
         if body.get("event_id").is_some() {
@@ -128,6 +131,13 @@ async fn every_answer_on_recorded_data_meets_misps_templates_and_rules() {
     }
     assert!(bodies.len() >= 40, "{} requests", bodies.len());
     assert!(objects >= bodies.len() * 3, "{objects} objects");
+    if let Some(summary) = check_with_pymisp(&answers) {
+        assert_eq!(summary["answers"], bodies.len(), "{summary}");
+        assert_eq!(
+            summary["objects"], objects,
+            "PyMISP loaded every object: {summary}"
+        );
+    }
 }
 
 #[tokio::test]

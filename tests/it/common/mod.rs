@@ -7,5 +7,6 @@ pub mod fuzz_entry;
 pub mod golden;
 pub mod misp_objects;
 pub mod opencti;
+pub mod pymisp_check;
 pub mod server;
 pub mod stix_check;

@@ -11,7 +11,7 @@ use serde_json::Value;
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
-fn in_ci() -> bool {
+pub fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|value| value.eq_ignore_ascii_case("true") || value == "1")
 }
 

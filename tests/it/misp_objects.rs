@@ -304,3 +304,62 @@ async fn the_examples_run() {
         assert_eq!(rules.check(&results, &uuid), objects, "{name}");
     }
 }
+
+/// The popover MISP draws for a `misp_standard` hover (View/Attributes/ajax/hover_enrichment.ctp
+/// after AttributesController::hoverEnrichment keeps only name, relation, type and value): per
+/// object a title and `relation | value` rows, then the attributes as `type | value` rows.
+fn popover(results: &Value) -> Vec<String> {
+    let mut rows = Vec::new();
+    for o in results["Object"].as_array().into_iter().flatten() {
+        rows.push(format!("Object: {}", o["name"].as_str().unwrap()));
+        for a in o["Attribute"].as_array().unwrap() {
+            rows.push(format!(
+                "{} | {}",
+                a["object_relation"].as_str().unwrap(),
+                a["value"].as_str().unwrap()
+            ));
+        }
+    }
+    for a in results["Attribute"].as_array().into_iter().flatten() {
+        rows.push(format!(
+            "{} | {}",
+            a["type"].as_str().unwrap(),
+            a["value"].as_str().unwrap()
+        ));
+    }
+    rows
+}
+
+#[tokio::test]
+async fn the_hover_popover_stays_readable() {
+    let server = server::start().await;
+    for (module, value) in [
+        (INVESTIGATE, "google.com"),
+        (INVESTIGATE, "amazon.com"),
+        (ENRICH, "google.com"),
+    ] {
+        let results = answer(&server, request(module, "domain", value, false)).await;
+        let rows = popover(&results);
+        assert!(
+            rows.len() <= 60,
+            "{module} {value}: {} rows\n{}",
+            rows.len(),
+            rows.join("\n")
+        );
+        assert!(rows.iter().all(|r| r.len() <= 200), "{}", rows.join("\n"));
+        assert!(
+            rows.iter()
+                .any(|r| r.starts_with("text | DomainTools risk score ")),
+            "the verdict is in the popover: {}",
+            rows.join("\n")
+        );
+        // Every object shows at least one row under its title.
+        for pair in rows.windows(2) {
+            assert!(
+                !(pair[0].starts_with("Object: ") && pair[1].starts_with("Object: ")),
+                "an empty object in the popover: {}",
+                rows.join("\n")
+            );
+        }
+    }
+}

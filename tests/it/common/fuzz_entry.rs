@@ -103,7 +103,7 @@ pub fn query(body: &[u8]) -> Result<(), String> {
             Some(_) => false,
         };
         let ok = match status {
-            200 => well_formed_results(&reply["results"]) && error_ok,
+            200 => super::well_formed_results(&reply["results"]) && error_ok,
             400 => error.is_some() && error_ok,
             _ => false,
         };
@@ -113,15 +113,4 @@ pub fn query(body: &[u8]) -> Result<(), String> {
             Err(format!("HTTP {status}: {text:.300}"))
         }
     })
-}
-
-/// A legacy result list, or a `misp_standard` object holding only `Attribute`/`Object` lists.
-fn well_formed_results(results: &Value) -> bool {
-    match results {
-        Value::Array(_) => true,
-        Value::Object(map) => map
-            .iter()
-            .all(|(key, value)| matches!(key.as_str(), "Attribute" | "Object") && value.is_array()),
-        _ => false,
-    }
 }

@@ -10,3 +10,15 @@ pub mod opencti;
 pub mod pymisp_check;
 pub mod server;
 pub mod stix_check;
+
+/// What `results` may be in any 200 reply: the legacy list, or the `misp_standard` object of
+/// the `-Objects` modules holding only `Attribute` and `Object` lists.
+pub fn well_formed_results(results: &serde_json::Value) -> bool {
+    match results {
+        serde_json::Value::Array(_) => true,
+        serde_json::Value::Object(map) => map
+            .iter()
+            .all(|(key, value)| matches!(key.as_str(), "Attribute" | "Object") && value.is_array()),
+        _ => false,
+    }
+}

@@ -7,7 +7,9 @@ pub mod fuzz_entry;
 pub mod golden;
 pub mod misp_objects;
 pub mod opencti;
+pub mod opencti_schema;
 pub mod pymisp_check;
+pub mod rabbitmq;
 pub mod server;
 pub mod stix_check;
 

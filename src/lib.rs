@@ -8,6 +8,7 @@
 //! - [`registry`]: the explicit list of modules and the `/modules` listing.
 //! - [`modules`]: one file per DomainTools module, each with a pure mapping function.
 //! - [`misp`]: MISP result entries, de-duplication and hover/stored rendering.
+//! - [`iris`]: how one Iris record is read (shared by the MISP objects and STIX).
 //! - [`domain`]: registrable-domain reduction (ICANN public suffixes, like the reference).
 //! - [`pyfmt`]: the Python formatting the reference's output depends on.
 //! - [`stix`]: the DomainTools enrichment as STIX 2.1 (the `stix` command, the connector).
@@ -23,6 +24,7 @@ pub mod config;
 mod demo;
 pub mod domain;
 pub mod http;
+pub mod iris;
 pub mod misp;
 pub mod modules;
 pub mod opencti;

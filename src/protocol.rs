@@ -274,12 +274,57 @@ pub fn input(
         return Ok(Input {
             attribute_type: key.clone(),
             value,
+            attribute: None,
         });
     }
     Err(format!(
         "{module} does not handle this attribute: it takes {}.",
         inputs.join(", ")
     ))
+}
+
+/// The attribute of a `misp_standard` request: MISP sends the whole attribute as
+/// `{"attribute": {"type", "value", "uuid", …}}`; a request naming the value by type
+/// (`{"domain": "example.com"}`, handy with curl) is read like any other module's.
+pub fn standard_input(
+    module: &str,
+    inputs: &[String],
+    request: &Map<String, Value>,
+) -> Result<Input, String> {
+    let attribute = match request.get("attribute") {
+        None | Some(Value::Null) => return input(module, inputs, request),
+        Some(Value::Object(attribute)) => attribute,
+        Some(_) => {
+            return Err(
+                "The \"attribute\" field must be a MISP attribute (an object with type, value and uuid)."
+                    .to_owned(),
+            )
+        }
+    };
+    let Some(attribute_type) = attribute.get("type").and_then(Value::as_str) else {
+        return Err("The attribute has no type.".to_owned());
+    };
+    if !inputs.iter().any(|t| t == attribute_type) {
+        return Err(format!(
+            "{module} does not handle {} attributes: it takes {}.",
+            domaintools::classic::shown(attribute_type),
+            inputs.join(", ")
+        ));
+    }
+    let value = match attribute.get("value") {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Number(n)) => n.to_string(),
+        _ => return Err("The attribute's value must be a string.".to_owned()),
+    };
+    match attribute.get("uuid") {
+        None | Some(Value::Null) | Some(Value::String(_)) => {}
+        Some(_) => return Err("The attribute's uuid must be a string.".to_owned()),
+    }
+    Ok(Input {
+        attribute_type: attribute_type.to_owned(),
+        value,
+        attribute: Some(attribute.clone()),
+    })
 }
 
 /// Server-side default credentials (from the environment), each optional.
@@ -323,10 +368,15 @@ pub fn credentials(
     Ok(Credentials::new(username.trim(), api_key.trim()))
 }
 
-/// A module's reply as JSON: `results` is always a list; `error` and `comment` when set.
+/// A module's reply as JSON: `results` is the entry list, or the `misp_standard` object of
+/// the modules that answer in that format; `error` and `comment` when set.
 pub(crate) fn reply_json(reply: Reply) -> Value {
     let mut out = Map::new();
-    out.insert("results".into(), Value::Array(reply.results));
+    let results = match reply.standard {
+        Some(standard) => Value::Object(standard),
+        None => Value::Array(reply.results),
+    };
+    out.insert("results".into(), results);
     if let Some(error) = reply.error {
         out.insert("error".into(), Value::String(error));
     }
@@ -500,6 +550,37 @@ mod tests {
             r#"{"dummy":"data"}"#,
             "any import data is accepted; the module decides"
         );
+    }
+
+    #[test]
+    fn standard_requests_carry_the_whole_attribute() {
+        let inputs = vec!["domain".to_owned(), "ip-src".to_owned()];
+        let got = standard_input(
+            "M",
+            &inputs,
+            &req(json!({"attribute": {"type": "ip-src", "value": "192.0.2.1", "uuid": "u"}})),
+        )
+        .unwrap();
+        assert_eq!(got.attribute_type, "ip-src");
+        assert_eq!(got.attribute.unwrap()["uuid"], "u");
+        let flat = standard_input("M", &inputs, &req(json!({"domain": "example.com"}))).unwrap();
+        assert_eq!((flat.value.as_str(), flat.attribute), ("example.com", None));
+        assert_eq!(
+            standard_input(
+                "M",
+                &inputs,
+                &req(json!({"attribute": {"type": "md5", "value": "x"}}))
+            )
+            .unwrap_err(),
+            "M does not handle \"md5\" attributes: it takes domain, ip-src."
+        );
+        assert!(standard_input("M", &inputs, &req(json!({"attribute": "x"}))).is_err());
+        assert!(standard_input(
+            "M",
+            &inputs,
+            &req(json!({"attribute": {"type": "domain", "value": ["x"]}}))
+        )
+        .is_err());
     }
 
     #[test]

@@ -7,8 +7,8 @@ use bytes::Bytes;
 use serde_json::Value;
 
 use crate::modules::{
-    analyze, historic, iris_detect, iris_enrich, iris_import, iris_investigate, iris_pivot, pivot,
-    Module,
+    analyze, historic, iris_detect, iris_enrich, iris_enrich_objects, iris_import,
+    iris_investigate, iris_investigate_objects, iris_pivot, pivot, Module,
 };
 
 /// Every module, alphabetically. Adding a module means adding its file under `src/modules/`,
@@ -18,8 +18,10 @@ pub static MODULES: &[Module] = &[
     historic::MODULE,
     iris_detect::MODULE,
     iris_enrich::MODULE,
+    iris_enrich_objects::MODULE,
     iris_import::MODULE,
     iris_investigate::MODULE,
+    iris_investigate_objects::MODULE,
     iris_pivot::MODULE,
     pivot::MODULE,
 ];
@@ -32,6 +34,9 @@ pub struct Registered {
     /// The request keys that carry its input, in priority order (the first present wins):
     /// `mispattributes.input`, or `["data"]` for import modules.
     pub inputs: Vec<String>,
+    /// Whether the descriptor declares `mispattributes.format: "misp_standard"`: MISP then
+    /// sends the whole attribute and expects `{"results": {"Attribute", "Object"}}`.
+    pub standard: bool,
 }
 
 impl Registered {
@@ -69,9 +74,11 @@ impl Registry {
             {
                 return Err(format!("module {} is registered twice", module.name));
             }
+            let standard = descriptor["mispattributes"]["format"] == "misp_standard";
             loaded.push(Registered {
                 module: *module,
                 inputs,
+                standard,
             });
             descriptors.push(descriptor);
         }

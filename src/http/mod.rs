@@ -558,7 +558,12 @@ async fn answer(
             Ok(credentials) => credentials,
             Err(message) => return (protocol::error_json(message), "error"),
         };
-    let input = match protocol::input(name, &registered.inputs, request) {
+    let input = if registered.standard {
+        protocol::standard_input(name, &registered.inputs, request)
+    } else {
+        protocol::input(name, &registered.inputs, request)
+    };
+    let input = match input {
         Ok(input) => input,
         Err(message) => return (protocol::error_json(message), "error"),
     };

@@ -349,6 +349,7 @@ async fn run(ctx: Context, _input: Input) -> Result<Reply, ModuleError> {
         results,
         error,
         comment: Some(notes.join(" ")),
+        ..Reply::default()
     })
 }
 

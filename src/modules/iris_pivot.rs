@@ -99,6 +99,7 @@ async fn run(ctx: Context, input: Input) -> Result<Reply, ModuleError> {
         results: ctx.render(&payload),
         error,
         comment,
+        ..Reply::default()
     })
 }
 

@@ -6,8 +6,11 @@ pub mod classic;
 pub mod historic;
 pub mod iris_detect;
 pub mod iris_enrich;
+pub(crate) mod iris_enrich_objects;
 pub(crate) mod iris_import;
 pub(crate) mod iris_investigate;
+pub(crate) mod iris_investigate_objects;
+pub(crate) mod iris_objects;
 pub mod iris_pivot;
 pub mod iris_record;
 pub mod iris_search;
@@ -85,6 +88,9 @@ pub struct Input {
     pub attribute_type: String,
     /// Its value.
     pub value: String,
+    /// The whole MISP attribute, for `misp_standard` modules (MISP sends it as `attribute`,
+    /// with its `uuid`); `None` when the request named the value by type (`{"domain": …}`).
+    pub attribute: Option<Map<String, Value>>,
 }
 
 /// A module's answer.
@@ -96,6 +102,9 @@ pub struct Reply {
     pub error: Option<String>,
     /// A top-level comment (MISP uses it for the whole import or enrichment).
     pub comment: Option<String>,
+    /// The `misp_standard` answer (`{"Attribute": […], "Object": […]}`), sent as `results`
+    /// instead of the entry list by the modules whose descriptor declares that format.
+    pub standard: Option<Map<String, Value>>,
 }
 
 /// Why a module produced no answer. The `Display` text is what the MISP user reads.

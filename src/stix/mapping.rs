@@ -35,25 +35,12 @@ use serde_json::{json, Map, Value};
 use super::ids;
 use super::validate;
 use super::{Tlp, OPENCTI_SCO_EXTENSION};
+use crate::iris::{self, item_str, list, pivot_str, EMAIL_FIELDS, SERVER_FIELDS};
 
 /// The author of every created object: an organization named "DomainTools".
 pub(crate) const AUTHOR_NAME: &str = "DomainTools";
 const AUTHOR_DESCRIPTION: &str = "DomainTools provides WHOIS, DNS and domain risk data. \
      Objects authored by this identity come from DomainTools Iris Investigate.";
-
-/// Mail and name servers, in the Python connector's order.
-const SERVER_FIELDS: [(&str, &str); 2] = [("mx", "mx-server"), ("name_server", "name-server")];
-/// E-mail fields and their descriptions, in the Python connector's order (without its dead
-/// `email` key, which Iris never sends).
-const EMAIL_FIELDS: [(&str, &str); 7] = [
-    ("soa_email", "DNS/SOA"),
-    ("ssl_email", "SSL"),
-    ("additional_whois_email", "whois"),
-    ("admin_contact", "email-admin"),
-    ("billing_contact", "email-billing"),
-    ("registrant_contact", "email-registrant"),
-    ("technical_contact", "email-technical"),
-];
 
 /// The observable types this enrichment accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -424,19 +411,7 @@ impl<'a> Builder<'a> {
 
     /// The autonomous system numbered `raw` (an integer, or digits with an optional "AS").
     fn autonomous_system(&mut self, raw: &Value, record: &str) -> Option<String> {
-        let number = match raw {
-            Value::Number(n) => n.as_u64(),
-            Value::String(s) => {
-                let digits = s.trim();
-                let digits = digits
-                    .strip_prefix("AS")
-                    .or_else(|| digits.strip_prefix("as"))
-                    .unwrap_or(digits);
-                digits.parse::<u64>().ok()
-            }
-            _ => None,
-        }
-        .and_then(|n| u32::try_from(n).ok());
+        let number = iris::asn_number(raw);
         let Some(number) = number else {
             self.skip("AS number", &compact(raw), record);
             return None;
@@ -558,8 +533,7 @@ impl<'a> Builder<'a> {
                 continue;
             };
             self.relate("resolves-to", &source, &ip_id, Some("domain-ip"), span);
-            for asn in list(ip, "asn") {
-                let raw = asn.get("value").unwrap_or(asn);
+            for raw in iris::asn_values(ip) {
                 if let Some(as_id) = self.autonomous_system(raw, &domain) {
                     self.relate("belongs-to", &ip_id, &as_id, None, none);
                 }
@@ -609,15 +583,7 @@ impl<'a> Builder<'a> {
         }
 
         for (field, description) in EMAIL_FIELDS {
-            let emails = if field.ends_with("_contact") {
-                record
-                    .get(field)
-                    .map(|contact| list(contact, "email"))
-                    .unwrap_or(&[])
-            } else {
-                list(record, field)
-            };
-            for email in emails {
+            for email in iris::emails(record, field) {
                 let Some(address) = item_str(email) else {
                     continue;
                 };
@@ -651,21 +617,13 @@ impl<'a> Builder<'a> {
     /// `domain_risk.risk_score`, 0 to 100; absent stays absent (the Python connector made it
     /// 100, rating unknown domains as the most dangerous).
     fn risk_score(&mut self, record: &Value, domain: &str) -> Option<u64> {
-        let raw = record.get("domain_risk")?.get("risk_score")?;
-        let score = match raw {
-            Value::Number(n) => n.as_u64().or_else(|| {
-                n.as_f64()
-                    .filter(|f| f.fract() == 0.0 && *f >= 0.0)
-                    .map(|f| f as u64)
-            }),
-            Value::Null => return None,
-            _ => None,
+        match iris::risk_score(record)? {
+            Ok(score) => Some(score),
+            Err(raw) => {
+                self.skip("risk score", &compact(raw), domain);
+                None
+            }
         }
-        .filter(|score| *score <= 100);
-        if score.is_none() {
-            self.skip("risk score", &compact(raw), domain);
-        }
-        score
     }
 
     /// Creation and expiration dates; either may be missing or unreadable on its own.
@@ -688,10 +646,9 @@ impl<'a> Builder<'a> {
 
     /// A `YYYY-MM-DD` date field; an unreadable one is skipped and counted.
     fn date(&mut self, record: &Value, field: &str, domain: &str) -> Option<NaiveDate> {
-        let text = pivot_str(record, field)?;
-        match NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+        match iris::date(record, field)? {
             Ok(date) => Some(date),
-            Err(_) => {
+            Err(text) => {
                 self.skip("date", text, domain);
                 None
             }
@@ -711,30 +668,6 @@ fn merge_description(object: &mut Map<String, Value>, description: &str) {
             object.insert("description".into(), description.into());
         }
     }
-}
-
-/// The elements of an array member, or none.
-fn list<'v>(value: &'v Value, key: &str) -> &'v [Value] {
-    value
-        .get(key)
-        .and_then(Value::as_array)
-        .map(Vec::as_slice)
-        .unwrap_or_default()
-}
-
-/// An Iris pivot value (`{"value": …, "count": …}`) or a plain string; empty means absent.
-fn item_str(item: &Value) -> Option<&str> {
-    let text = match item {
-        Value::String(s) => s.as_str(),
-        Value::Object(members) => members.get("value")?.as_str()?,
-        _ => return None,
-    };
-    (!text.trim().is_empty()).then_some(text)
-}
-
-/// [`item_str`] of a member.
-fn pivot_str<'v>(value: &'v Value, key: &str) -> Option<&'v str> {
-    item_str(value.get(key)?)
 }
 
 /// A JSON value as short text, for skip reports.

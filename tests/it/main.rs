@@ -14,6 +14,7 @@ mod golden_iris;
 mod http_api;
 mod iris_modules_e2e;
 mod misp_modules;
+mod misp_objects;
 mod misp_stored;
 mod misp_validity;
 mod opencti_amqp;

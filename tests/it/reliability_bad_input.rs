@@ -81,7 +81,8 @@ fn good_request(module: &str, inputs: &[String]) -> Value {
     request
 }
 
-/// Checks one reply: HTTP 200 or 400 with a JSON object; if 200, `results` is a list and any
+/// Checks one reply: HTTP 200 or 400 with a JSON object; if 200, `results` is a list (or a
+/// `misp_standard` object) and any
 /// `error` a non-empty string; never the panic reply. Returns the problem, if any.
 fn check(what: &str, status: u16, reply: &Value) -> Option<String> {
     let problem = if status >= 500 {
@@ -90,7 +91,7 @@ fn check(what: &str, status: u16, reply: &Value) -> Option<String> {
         Some(format!(
             "HTTP {status} with a body that is not a JSON object"
         ))
-    } else if status == 200 && !reply["results"].is_array() {
+    } else if status == 200 && !crate::common::well_formed_results(&reply["results"]) {
         Some(format!("no results list: {}", short(reply)))
     } else if status != 200 && status != 400 {
         Some(format!("HTTP {status}: {}", short(reply)))

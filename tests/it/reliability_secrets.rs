@@ -89,6 +89,12 @@ fn every_module(api_key: Option<&str>) -> Vec<Value> {
         json!({"module": "DomainTools-Analyze", "domain": "google.com", "config": config}),
         json!({"module": "DomainTools-Pivot", "ip-dst": "199.30.228.112", "event_id": "1", "config": config}),
         json!({"module": "DomainTools-Historic", "domain": "google.com", "event_id": "1", "config": config}),
+        json!({"module": "DomainTools-Iris-Investigate-Objects", "event_id": "1",
+               "attribute": {"type": "ip-dst", "value": "142.251.33.78", "uuid": "5f8a6f4e-2b3c-4d5e-8f90-0123456789ab"},
+               "config": config}),
+        json!({"module": "DomainTools-Iris-Enrich-Objects",
+               "attribute": {"type": "domain", "value": "google.com", "uuid": "5f8a6f4e-2b3c-4d5e-8f90-0123456789ab"},
+               "config": config}),
     ]
 }
 
@@ -126,7 +132,10 @@ async fn no_key_or_signature_in_logs_replies_or_metrics_at_debug_level() {
                 .post_raw(&client, request.to_string().into_bytes())
                 .await;
             assert_eq!(status, 200);
-            assert!(reply["results"].is_array(), "{request}: {reply}");
+            assert!(
+                crate::common::well_formed_results(&reply["results"]),
+                "{request}: {reply}"
+            );
             replies.push_str(&reply.to_string());
         }
     }

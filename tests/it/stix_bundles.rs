@@ -2,6 +2,7 @@
 //! reviewed by hand (tests/golden/stix-*.json) and checked by the OASIS stix2 library, plus
 //! the synthetic records of the fake API through the whole enrichment path.
 
+use crate::common::golden;
 use crate::common::server::{TestServer, KEY, USER};
 use crate::common::stix_check::check_with_stix2;
 use chrono::{DateTime, Utc};
@@ -36,24 +37,6 @@ fn record_of(domain: &str) -> Value {
 
 /// Compares with tests/golden/<name>; on a difference writes what was produced next to the
 /// build (target/golden-actual/<name>) so it can be reviewed and, if right, copied over.
-fn assert_golden(name: &str, produced: &Value) {
-    let path = format!("{}/tests/golden/{name}", env!("CARGO_MANIFEST_DIR"));
-    let golden: Value = std::fs::read_to_string(&path)
-        .ok()
-        .and_then(|text| serde_json::from_str(&text).ok())
-        .unwrap_or(Value::Null);
-    if &golden != produced {
-        let dir = format!("{}/target/golden-actual", env!("CARGO_MANIFEST_DIR"));
-        let _ = std::fs::create_dir_all(&dir);
-        let actual = format!("{dir}/{name}");
-        let _ = std::fs::write(
-            &actual,
-            serde_json::to_string_pretty(produced).unwrap() + "\n",
-        );
-        panic!("{name} differs from its golden file; what was produced is in {actual}");
-    }
-}
-
 fn golden_bundle(observable: &Observable, records: &[Value]) -> Value {
     let mapping = map_records(
         observable,
@@ -67,7 +50,7 @@ fn golden_bundle(observable: &Observable, records: &[Value]) -> Value {
 fn google_com_matches_its_golden_bundle_and_passes_stix2() {
     let observable = Observable::parse("google.com").unwrap();
     let produced = golden_bundle(&observable, &[record_of("google.com")]);
-    assert_golden("stix-google.com.json", &produced);
+    golden::assert_json("stix-google.com.json", &produced);
     let summary = check_with_stix2(&produced);
     if let Some(summary) = summary {
         assert_eq!(summary["objects"], 17);
@@ -90,7 +73,7 @@ fn an_ip_pivot_matches_its_golden_bundle_and_passes_stix2() {
         .collect();
     assert_eq!(records.len(), 1);
     let produced = golden_bundle(&observable, &records);
-    assert_golden("stix-ip-54.239.28.85.json", &produced);
+    golden::assert_json("stix-ip-54.239.28.85.json", &produced);
     check_with_stix2(&produced);
 }
 

@@ -50,7 +50,8 @@ fn harness() -> &'static Harness {
 }
 
 /// Posts `body` to `/query` and checks what any answer must be: HTTP 200 with a `results`
-/// list (and any `error` a non-empty string), or 400 with an `error`; never a panic, a 5xx,
+/// list, or a `misp_standard` object of `Attribute` and `Object` lists (and any `error` a
+/// non-empty string), or 400 with an `error`; never a panic, a 5xx,
 /// a body that is not a JSON object, or the API key.
 pub fn query(body: &[u8]) -> Result<(), String> {
     let harness = harness();
@@ -74,7 +75,7 @@ pub fn query(body: &[u8]) -> Result<(), String> {
             Some(_) => false,
         };
         let ok = match status {
-            200 => reply["results"].is_array() && error_ok,
+            200 => super::well_formed_results(&reply["results"]) && error_ok,
             400 => error.is_some() && error_ok,
             _ => false,
         };

@@ -158,3 +158,23 @@ fn label_of(entry: &GoldenEntry) -> String {
         .cloned()
         .unwrap_or_default()
 }
+
+/// Compares `produced` with the JSON golden file `tests/golden/<name>`; on a difference, what
+/// was produced is written to `target/golden-actual/<name>` for review.
+pub fn assert_json(name: &str, produced: &Value) {
+    let path = format!("{}/tests/golden/{name}", env!("CARGO_MANIFEST_DIR"));
+    let golden: Value = std::fs::read_to_string(&path)
+        .ok()
+        .and_then(|text| serde_json::from_str(&text).ok())
+        .unwrap_or(Value::Null);
+    if &golden != produced {
+        let dir = format!("{}/target/golden-actual", env!("CARGO_MANIFEST_DIR"));
+        let _ = std::fs::create_dir_all(&dir);
+        let actual = format!("{dir}/{name}");
+        let _ = std::fs::write(
+            &actual,
+            serde_json::to_string_pretty(produced).unwrap() + "\n",
+        );
+        panic!("{name} differs from its golden file; what was produced is in {actual}");
+    }
+}

@@ -8,6 +8,7 @@ mod binary;
 mod e2e_classic;
 mod e2e_iris;
 mod fake_api;
+mod fake_feeds;
 mod fuzz_corpus;
 mod golden_classic;
 mod golden_iris;

@@ -9,6 +9,7 @@ mod e2e_classic;
 mod e2e_iris;
 mod fake_api;
 mod fake_feeds;
+mod feed_client;
 mod fuzz_corpus;
 mod golden_classic;
 mod golden_iris;

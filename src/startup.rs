@@ -19,6 +19,8 @@ pub(crate) fn build_state(
     api_url: String,
     forced: Option<DefaultCredentials>,
 ) -> anyhow::Result<AppState> {
+    let api_url_for_feeds = api_url.clone();
+    let forced_key = forced.as_ref().and_then(|forced| forced.api_key.clone());
     let client = build_client(config, api_url, forced.is_some(), "MISP")?;
     let registry = registry::Registry::new(registry::MODULES).map_err(anyhow::Error::msg)?;
     let default_credentials = forced.clone().unwrap_or_else(|| DefaultCredentials {
@@ -36,6 +38,7 @@ pub(crate) fn build_state(
             ttl: Duration::from_secs(config.reply_cache_ttl),
             max_bytes: config.reply_cache_size_mb.saturating_mul(1024 * 1024),
         },
+        feeds: feeds_service(config, &api_url_for_feeds, forced_key)?,
         ..Options::default()
     };
     Ok(AppState::new(registry, client, options))
@@ -111,4 +114,62 @@ pub(crate) async fn upstream(
         credentials,
         _demo_api: None,
     })
+}
+
+/// The feeds `--feeds` asks for, started; None without `--feeds`.
+fn feeds_service(
+    config: &Config,
+    api_url: &str,
+    forced_key: Option<crate::config::Secret>,
+) -> anyhow::Result<Option<crate::feeds::FeedsService>> {
+    use anyhow::Context as _;
+    let names: Vec<&str> = config
+        .feeds
+        .iter()
+        .map(|name| name.trim())
+        .filter(|name| !name.is_empty())
+        .collect();
+    if names.is_empty() {
+        return Ok(None);
+    }
+    let mut feeds = Vec::new();
+    for name in names {
+        let feed = domaintools::feeds::Feed::from_name(name)
+            .with_context(|| format!("--feeds: unknown feed {name:?}"))?;
+        if !feeds.contains(&feed) {
+            feeds.push(feed);
+        }
+    }
+    let token = match (&config.feeds_token, &config.feeds_token_file) {
+        (Some(token), _) => token.clone(),
+        (None, Some(path)) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read --feeds-token-file {}", path.display()))?;
+            crate::config::Secret::from(text.trim().to_owned())
+        }
+        (None, None) => anyhow::bail!(
+            "--feeds needs --feeds-token (or --feeds-token-file): the feeds carry licensed data"
+        ),
+    };
+    use domaintools::ExposeSecret as _;
+    anyhow::ensure!(
+        !token.expose_secret().is_empty(),
+        "the feeds token is empty"
+    );
+    let api_key = forced_key
+        .or_else(|| config.api_key.clone())
+        .context("--feeds needs the DomainTools API key (--api-key / DOMAINTOOLS_API_KEY)")?;
+    let settings = crate::feeds::FeedsSettings {
+        feeds,
+        dir: config.feeds_dir.clone(),
+        token,
+        poll_interval: Duration::from_secs(config.feeds_poll_interval),
+        store: crate::feeds::store::StoreSettings {
+            bucket: Duration::from_secs(config.feeds_bucket),
+            grace: Duration::from_secs(config.feeds_grace),
+            retention_days: config.feeds_retention_days,
+            to_ids: config.feeds_to_ids,
+        },
+    };
+    crate::feeds::FeedsService::start(settings, api_url, api_key).map(Some)
 }

@@ -59,6 +59,8 @@ pub struct Options {
     pub shutdown_grace: Duration,
     /// The cache of rendered replies in front of the modules.
     pub reply_cache: ReplyCacheConfig,
+    /// The DomainTools feeds served under `/feeds/` (`--feeds`).
+    pub feeds: Option<crate::feeds::FeedsService>,
 }
 
 impl Default for Options {
@@ -75,6 +77,7 @@ impl Default for Options {
             // than MISP waits for any answer (5 s for a hover, 10 s otherwise).
             shutdown_grace: Duration::from_secs(10),
             reply_cache: ReplyCacheConfig::OFF,
+            feeds: None,
         }
     }
 }
@@ -126,7 +129,8 @@ pub fn router(state: AppState) -> Router {
     if state.inner.options.metrics_endpoint {
         router = router.route("/metrics", get(metrics));
     }
-    router
+    let feeds = state.inner.options.feeds.clone();
+    let router = router
         .route("/modules", get(list_modules))
         .route("/query", post(query_module))
         .route("/healthcheck", get(healthcheck))
@@ -134,7 +138,11 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(TraceLayer::new_for_http())
-        .with_state(state)
+        .with_state(state);
+    match feeds {
+        Some(feeds) => router.merge(feeds.router()),
+        None => router,
+    }
 }
 
 /// Pending connections the kernel may queue for us (capped by `net.core.somaxconn`). The

@@ -10,6 +10,7 @@ mod e2e_iris;
 mod fake_api;
 mod fake_feeds;
 mod feed_client;
+mod feeds_misp;
 mod fuzz_corpus;
 mod golden_classic;
 mod golden_iris;

@@ -207,6 +207,17 @@ pub struct Config {
     #[arg(long, env = "MISP_DOMAINTOOLS_FEEDS", value_delimiter = ',')]
     pub feeds: Vec<String>,
 
+    /// Domain patterns the feeds ask DomainTools for (`*` only as prefix or suffix, e.g.
+    /// `*.bank,paypal*`), comma-separated; any may match. Empty: every domain.
+    #[arg(long, env = "MISP_DOMAINTOOLS_FEEDS_DOMAINS", value_delimiter = ',')]
+    pub feeds_domains: Vec<String>,
+
+    /// Risk minimums for domainrisk and domainhotlist, all of which must hold, comma-separated
+    /// `score=1..99` with score one of overall, malware, phishing, spam, proximity
+    /// (e.g. `overall=70,malware=90`).
+    #[arg(long, env = "MISP_DOMAINTOOLS_FEEDS_RISK_MIN", value_delimiter = ',')]
+    pub feeds_risk_min: Vec<String>,
+
     /// Directory of the feeds' files (itself a valid MISP feed per feed).
     #[arg(long, env = "MISP_DOMAINTOOLS_FEEDS_DIR", default_value = "feeds")]
     pub feeds_dir: PathBuf,

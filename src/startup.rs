@@ -159,7 +159,44 @@ fn feeds_service(
     let api_key = forced_key
         .or_else(|| config.api_key.clone())
         .context("--feeds needs the DomainTools API key (--api-key / DOMAINTOOLS_API_KEY)")?;
+    let mut minimums = Vec::new();
+    for text in config
+        .feeds_risk_min
+        .iter()
+        .map(|text| text.trim())
+        .filter(|t| !t.is_empty())
+    {
+        let parsed = text.split_once('=').and_then(|(name, value)| {
+            let score = domaintools::feeds::Score::from_name(name.trim())?;
+            let value = value
+                .trim()
+                .parse::<u8>()
+                .ok()
+                .filter(|v| (1..=99).contains(v))?;
+            Some((score, value))
+        });
+        minimums.push(parsed.with_context(|| {
+            format!(
+                "--feeds-risk-min: {text:?} is not score=1..99 (overall, malware, phishing, spam, proximity)"
+            )
+        })?);
+    }
+    let domains: Vec<String> = config
+        .feeds_domains
+        .iter()
+        .map(|pattern| pattern.trim().to_owned())
+        .filter(|pattern| !pattern.is_empty())
+        .collect();
+    for pattern in &domains {
+        let inner = pattern.trim_start_matches('*').trim_end_matches('*');
+        anyhow::ensure!(
+            !inner.contains('*') && !inner.is_empty(),
+            "--feeds-domains: {pattern:?} may use * only as prefix or suffix"
+        );
+    }
     let settings = crate::feeds::FeedsSettings {
+        domains,
+        minimums,
         feeds,
         dir: config.feeds_dir.clone(),
         token,

@@ -22,7 +22,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use chrono::Utc;
-use domaintools::feeds::{Feed, FeedClient, FeedClientConfig, FeedQuery};
+use domaintools::feeds::{Feed, FeedClient, FeedClientConfig, FeedQuery, Score};
 use domaintools::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -44,6 +44,10 @@ pub struct FeedsSettings {
     pub token: SecretString,
     /// Time between two polls of one feed.
     pub poll_interval: Duration,
+    /// Domain patterns sent with every feed.
+    pub domains: Vec<String>,
+    /// Risk minimums sent with the risk feeds.
+    pub minimums: Vec<(Score, u8)>,
     /// Bucket length, grace, retention, `to_ids`.
     pub store: StoreSettings,
 }
@@ -75,10 +79,17 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// The cursor of `feed` for this API key: stable across restarts, so a restarted poller
-/// continues where the previous one stopped; the key itself never leaves the hash.
-fn session_id(api_key: &SecretString, feed: Feed) -> String {
-    let digest = Sha256::digest(format!("{}\n{}", api_key.expose_secret(), feed.name()));
+/// The cursor of `feed` for this API key and filters: stable across restarts, so a restarted
+/// poller continues where the previous one stopped, and new filters start a new cursor; the
+/// key itself never leaves the hash.
+fn session_id(api_key: &SecretString, feed: Feed, query: &FeedQuery) -> String {
+    let digest = Sha256::digest(format!(
+        "{}\n{}\n{:?}\n{:?}",
+        api_key.expose_secret(),
+        feed.name(),
+        query.domains,
+        query.minimums
+    ));
     format!(
         "misp-domaintools-{}-{}",
         feed.name(),
@@ -122,7 +133,14 @@ impl FeedsService {
         for feed in settings.feeds {
             let service = service.clone();
             let client = client.clone();
-            let query = FeedQuery::session(session_id(&api_key, feed));
+            let mut query = FeedQuery {
+                domains: settings.domains.clone(),
+                ..FeedQuery::default()
+            };
+            if feed.has_scores() {
+                query.minimums = settings.minimums.clone();
+            }
+            query.session_id = Some(session_id(&api_key, feed, &query));
             tokio::spawn(async move {
                 loop {
                     service.poll_once(&client, feed, &query).await;
@@ -347,9 +365,15 @@ mod tests {
     #[test]
     fn cursors_are_stable_per_key_and_feed_and_hide_the_key() {
         let key = SecretString::from("secret-key-123");
-        let id = session_id(&key, Feed::Nod);
-        assert_eq!(id, session_id(&key, Feed::Nod));
-        assert_ne!(id, session_id(&key, Feed::Nad));
+        let all = FeedQuery::default();
+        let id = session_id(&key, Feed::Nod, &all);
+        assert_eq!(id, session_id(&key, Feed::Nod, &all));
+        assert_ne!(id, session_id(&key, Feed::Nad, &all));
+        let filtered = FeedQuery {
+            domains: vec!["*.bank".into()],
+            ..FeedQuery::default()
+        };
+        assert_ne!(id, session_id(&key, Feed::Nod, &filtered));
         assert!(!id.contains("secret"));
     }
 

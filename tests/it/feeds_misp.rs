@@ -240,7 +240,8 @@ async fn served_feeds_load_in_pymisp_agree_with_their_hashes_and_survive_a_resta
     );
     let fake = api.spawn().await.expect("fake");
     let dir = tempfile::tempdir().expect("tempdir");
-    let feeds = Feeds::start(&fake.base_url(), dir.path(), &[]).await;
+    let filters = ["--feeds-risk-min", "overall=50"];
+    let feeds = Feeds::start(&fake.base_url(), dir.path(), &filters).await;
 
     let manifest = feeds.manifest_with("nod", 2).await;
     feeds.manifest_with("noh", 1).await;
@@ -316,6 +317,17 @@ async fn served_feeds_load_in_pymisp_agree_with_their_hashes_and_survive_a_resta
     );
     let hotlist = feeds.text("/feeds/domainhotlist/freetext.txt").await;
     assert_eq!(hotlist, "abyevrs04.icu\n");
+    // The risk minimum went to DomainTools with the risk feeds only, and no poll sent `top`.
+    assert_eq!(values(&risk), ["l1engage.online".to_owned()].into());
+    for request in api.requests() {
+        let has_min = request
+            .params
+            .iter()
+            .any(|(k, v)| k == "overall_min" && v == "50");
+        let scored = request.path.contains("domainrisk") || request.path.contains("hotlist");
+        assert_eq!(has_min, scored, "{}", request.path);
+        assert!(request.params.iter().all(|(name, _)| name != "top"));
+    }
 
     if let Some(python) = pymisp_python() {
         for feed in ["nod", "noh", "domainrisk"] {
@@ -328,7 +340,7 @@ async fn served_feeds_load_in_pymisp_agree_with_their_hashes_and_survive_a_resta
     let sealed: BTreeSet<String> = manifest.keys().cloned().collect();
     drop(feeds);
     api.push_feed_lines("nod", minutes_ago(5), [domain("after-restart.example")]);
-    let feeds = Feeds::start(&fake.base_url(), dir.path(), &[]).await;
+    let feeds = Feeds::start(&fake.base_url(), dir.path(), &filters).await;
     let manifest = feeds.manifest_with("nod", sealed.len() + 1).await;
     let now_sealed: BTreeSet<String> = manifest.keys().cloned().collect();
     assert!(now_sealed.is_superset(&sealed), "a sealed bucket was lost");

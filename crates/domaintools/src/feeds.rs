@@ -118,7 +118,20 @@ pub enum Score {
 }
 
 impl Score {
-    fn param(self) -> &'static str {
+    /// The score called `name` (`overall`, `malware`, `phishing`, `spam`, `proximity`).
+    pub fn from_name(name: &str) -> Option<Score> {
+        match name {
+            "overall" => Some(Score::Overall),
+            "malware" => Some(Score::Malware),
+            "phishing" => Some(Score::Phishing),
+            "spam" => Some(Score::Spam),
+            "proximity" => Some(Score::Proximity),
+            _ => None,
+        }
+    }
+
+    /// The query parameter of its minimum.
+    pub fn param(self) -> &'static str {
         match self {
             Score::Overall => "overall_min",
             Score::Malware => "malware_min",

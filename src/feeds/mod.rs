@@ -176,7 +176,15 @@ impl FeedsService {
                 .await;
             // Written even after a failed poll: the lines that did arrive are already off
             // DomainTools' cursor.
-            let flushed = lock(store).flush(Utc::now());
+            let flushed = {
+                let mut store = lock(store);
+                if store.dropped > 0 {
+                    tracing::warn!(%feed, dropped = store.dropped,
+                        "feed lines dropped: an hour had more than 50 full events");
+                    store.dropped = 0;
+                }
+                store.flush(Utc::now())
+            };
             result
                 .map_err(anyhow::Error::from)
                 .and(flushed.map(drop).map_err(anyhow::Error::from))

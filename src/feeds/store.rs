@@ -242,6 +242,19 @@ impl FeedStore {
         let start = self.bucket_start(line.timestamp);
         let mut part = 0;
         loop {
+            // A sealed event never changes: a late line for its hour goes into a later part.
+            if !self.open.contains_key(&(start, part))
+                && self
+                    .manifest
+                    .contains_key(&event_uuid(self.feed, start, part))
+            {
+                part += 1;
+                if part == MAX_BUCKET_PARTS {
+                    self.dropped += 1;
+                    return false;
+                }
+                continue;
+            }
             let bucket = self.open.entry((start, part)).or_insert_with(|| Bucket {
                 values: BTreeMap::new(),
                 dirty: false,
@@ -513,9 +526,18 @@ mod tests {
         assert_eq!(event["Event"]["Orgc"]["name"], ORG_NAME);
         let hashes = fs::read_to_string(store.dir().join("hashes.csv")).expect("hashes");
         assert_eq!(hashes, format!("{},{uuid}\n", md5_hex("a.example")));
-        assert_eq!(store.flush(at("2026-01-01T11:12:00Z")).expect("flush"), 0);
+        // A late line for the sealed 10:00 hour goes into its part 2, leaving part 1 as it was.
+        let sealed_event = fs::read(store.dir().join(format!("{uuid}.json"))).expect("event");
+        assert!(store.add(&line("late.example", "2026-01-01T10:30:00Z")));
+        assert_eq!(store.flush(at("2026-01-01T11:12:00Z")).expect("flush"), 1);
+        assert_eq!(
+            fs::read(store.dir().join(format!("{uuid}.json"))).expect("event"),
+            sealed_event
+        );
+        let late = event_uuid(Feed::Nod, at("2026-01-01T10:00:00Z"), 1);
+        assert!(store.dir().join(format!("{late}.json")).exists());
         assert_eq!(store.flush(at("2026-01-01T12:10:00Z")).expect("flush"), 1);
-        assert_eq!(store.sealed(), 2);
+        assert_eq!(store.sealed(), 3);
         // Two days of retention: on the 4th both events of the 1st are gone, hashes too.
         assert_eq!(store.flush(at("2026-01-04T00:00:00Z")).expect("expire"), 0);
         assert_eq!(store.sealed(), 0);

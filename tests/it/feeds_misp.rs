@@ -336,6 +336,12 @@ async fn served_feeds_load_in_pymisp_agree_with_their_hashes_and_survive_a_resta
         }
     }
 
+    let output = feeds.server.output();
+    assert!(
+        !output.contains(TOKEN) && !output.contains(DEMO_API_KEY),
+        "a secret was logged"
+    );
+
     // A restart keeps every sealed bucket, under the same uuids, and the cursor continues.
     let sealed: BTreeSet<String> = manifest.keys().cloned().collect();
     drop(feeds);
@@ -405,9 +411,54 @@ async fn an_hour_of_nod_keeps_memory_flat() {
     }
     let (rss, _) = feeds.server.memory_kib();
     assert!(after_first > 0, "RSS readable");
+    eprintln!("soak: {pushed} NOD lines; RSS {after_first} KiB after ten minutes, {rss} KiB after the hour");
     // Flat: the rest of the hour costs less than 16 MiB over the first ten minutes.
     assert!(
         rss < after_first + 16 * 1024,
         "RSS grew from {after_first} KiB to {rss} KiB over an hour of NOD"
     );
+}
+
+#[test]
+fn feeds_without_a_token_or_with_an_unknown_feed_refuse_to_start() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = dir.path().to_str().expect("utf-8");
+    for (args, expected) in [
+        (vec!["--feeds", "nod"], "--feeds-token"),
+        (
+            vec!["--feeds", "nod,nosuch", "--feeds-token", "t"],
+            "unknown feed \"nosuch\"",
+        ),
+        (
+            vec![
+                "--feeds",
+                "domainrisk",
+                "--feeds-token",
+                "t",
+                "--feeds-risk-min",
+                "overall=100",
+            ],
+            "--feeds-risk-min",
+        ),
+        (
+            vec![
+                "--feeds",
+                "nod",
+                "--feeds-token",
+                "t",
+                "--feeds-domains",
+                "a*b.com",
+            ],
+            "--feeds-domains",
+        ),
+    ] {
+        let output = crate::common::child::binary()
+            .args(["--port", "0", "--api-key", "k", "--feeds-dir", dir])
+            .args(&args)
+            .output()
+            .expect("binary runs");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{args:?} started");
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+    }
 }

@@ -218,6 +218,11 @@ pub struct Config {
     #[arg(long, env = "MISP_DOMAINTOOLS_FEEDS_RISK_MIN", value_delimiter = ',')]
     pub feeds_risk_min: Vec<String>,
 
+    /// `redis://…` of a Redis shared by replicas that all run the same --feeds on one shared
+    /// --feeds-dir: a lease there lets exactly one of them poll each cursor.
+    #[arg(value_parser = secret, long, env = "MISP_DOMAINTOOLS_FEEDS_LOCK_URL", hide_env_values = true)]
+    pub feeds_lock_url: Option<Secret>,
+
     /// Directory of the feeds' files (itself a valid MISP feed per feed).
     #[arg(long, env = "MISP_DOMAINTOOLS_FEEDS_DIR", default_value = "feeds")]
     pub feeds_dir: PathBuf,

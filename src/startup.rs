@@ -195,6 +195,7 @@ fn feeds_service(
         );
     }
     let settings = crate::feeds::FeedsSettings {
+        lock_url: config.feeds_lock_url.clone(),
         domains,
         minimums,
         feeds,

@@ -8,6 +8,7 @@
 //! would let every replica run the same settings, but is not built yet.
 
 pub mod hotlist;
+pub mod leader;
 pub mod store;
 
 use std::path::{Path, PathBuf};
@@ -44,6 +45,8 @@ pub struct FeedsSettings {
     pub token: SecretString,
     /// Time between two polls of one feed.
     pub poll_interval: Duration,
+    /// Redis of the replicas' leases (None: this process polls every feed).
+    pub lock_url: Option<SecretString>,
     /// Domain patterns sent with every feed.
     pub domains: Vec<String>,
     /// Risk minimums sent with the risk feeds.
@@ -141,14 +144,67 @@ impl FeedsService {
                 query.minimums = settings.minimums.clone();
             }
             query.session_id = Some(session_id(&api_key, feed, &query));
+            let lock_url = settings.lock_url.clone();
+            let interval = settings.poll_interval;
+            // Long enough to survive a slow poll, short enough that a dead poller is replaced
+            // within a few intervals.
+            let lease = (interval * 3).max(Duration::from_secs(3));
             tokio::spawn(async move {
+                let cursor = query.session_id.clone().unwrap_or_default();
+                let mut leases = None;
+                let mut leading = false;
                 loop {
-                    service.poll_once(&client, feed, &query).await;
-                    tokio::time::sleep(settings.poll_interval).await;
+                    let lead = match &lock_url {
+                        None => true,
+                        Some(url) => {
+                            if leases.is_none() {
+                                match leader::Leases::connect(url, lease).await {
+                                    Ok(connected) => leases = Some(connected),
+                                    Err(error) => {
+                                        tracing::warn!(%feed, error = %format!("{error:#}"), "feed lease unavailable: not polling");
+                                    }
+                                }
+                            }
+                            match &leases {
+                                Some(leases) => leases.hold(&cursor).await,
+                                None => false,
+                            }
+                        }
+                    };
+                    if lead {
+                        if !leading && lock_url.is_some() {
+                            tracing::info!(%feed, "this replica now polls the feed");
+                            service.reload(feed);
+                        }
+                        leading = true;
+                        service.poll_once(&client, feed, &query).await;
+                    } else {
+                        leading = false;
+                    }
+                    tokio::time::sleep(interval).await;
                 }
             });
         }
         Ok(service)
+    }
+
+    /// Re-reads `feed`'s files, which another replica may have written.
+    fn reload(&self, feed: Feed) {
+        let outcome = if feed == Feed::DomainHotlist {
+            self.inner
+                .hotlist
+                .as_ref()
+                .map(|hotlist| Hotlist::open(&self.inner.dir).map(|fresh| *lock(hotlist) = fresh))
+        } else {
+            self.inner
+                .stores
+                .iter()
+                .find(|(f, _)| *f == feed)
+                .map(|(_, store)| lock(store).reopen())
+        };
+        if let Some(Err(error)) = outcome {
+            tracing::warn!(%feed, %error, "cannot re-read the feed directory");
+        }
     }
 
     async fn poll_once(&self, client: &FeedClient, feed: Feed, query: &FeedQuery) {

@@ -176,8 +176,19 @@ impl FeedStore {
         if !store.dir.join("hashes.csv").exists() {
             write_atomic(&store.dir.join("hashes.csv"), b"")?;
         }
-        store.write_manifest()?;
+        // Left as it is when present: on a shared volume another replica may be writing it.
+        if !store.dir.join("manifest.json").exists() {
+            store.write_manifest()?;
+        }
         Ok(store)
+    }
+
+    /// Reads the directory again (a replica that just became the poller: the previous one
+    /// wrote there since this one started).
+    pub fn reopen(&mut self) -> io::Result<()> {
+        let root = self.dir.parent().map(Path::to_path_buf).unwrap_or_default();
+        *self = FeedStore::open(&root, self.feed, self.settings.clone())?;
+        Ok(())
     }
 
     /// The directory MISP's files are in.

@@ -462,3 +462,95 @@ fn feeds_without_a_token_or_with_an_unknown_feed_refuse_to_start() {
         assert!(stderr.contains(expected), "{args:?}: {stderr}");
     }
 }
+
+/// A Redis on a free port, stopped when dropped.
+struct Redis(std::process::Child);
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Two replicas with the same `--feeds` on one directory and one Redis: one polls each cursor
+/// (half the calls two pollers would make), and when it dies the other takes over.
+#[tokio::test]
+async fn two_replicas_poll_each_cursor_once() {
+    let installed = Command::new("redis-server")
+        .arg("--version")
+        .output()
+        .is_ok_and(|output| output.status.success());
+    if !installed {
+        assert!(
+            !in_ci(),
+            "redis-server must be installed in CI (.ci/run installs it)"
+        );
+        notice("NOTICE: redis-server is not installed: skipping the feed replicas test");
+        return;
+    }
+    let port = crate::common::child::free_port();
+    let redis = Redis(
+        Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+            ])
+            .args(["--appendonly", "no"])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server starts"),
+    );
+    let lock = format!("redis://127.0.0.1:{port}/0");
+    let started = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "redis did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let api = FakeApi::new();
+    let fake = api.spawn().await.expect("fake");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let args = ["--feeds-lock-url", lock.as_str()];
+    let first = Feeds::start(&fake.base_url(), dir.path(), &args).await;
+    let second = Feeds::start(&fake.base_url(), dir.path(), &args).await;
+
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    api.clear_requests();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    // One poller a second for five seconds makes at most six calls; two would make about ten.
+    let calls = api.calls_to("/v1/feed/nod/");
+    assert!(
+        (1..=7).contains(&calls),
+        "{calls} nod polls in 5 s from two replicas"
+    );
+
+    // The poller dies; within the lease (3 s) the other polls, and serves what it sealed.
+    drop(first);
+    api.push_feed_lines("nod", minutes_ago(3), [domain("after-failover.example")]);
+    let started = Instant::now();
+    loop {
+        let manifest = second.json("/feeds/nod/manifest.json").await;
+        let found = manifest.as_object().map_or(false, |m| !m.is_empty());
+        if found {
+            let download = tempfile::tempdir().expect("tempdir");
+            let events = second.download("nod", download.path()).await;
+            if values(&events).contains("after-failover.example") {
+                break;
+            }
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the second replica never took over; output:\n{}",
+            second.server.output()
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    drop(redis);
+}

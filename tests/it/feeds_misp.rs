@@ -537,7 +537,7 @@ async fn two_replicas_poll_each_cursor_once() {
     let started = Instant::now();
     loop {
         let manifest = second.json("/feeds/nod/manifest.json").await;
-        let found = manifest.as_object().map_or(false, |m| !m.is_empty());
+        let found = manifest.as_object().is_some_and(|m| !m.is_empty());
         if found {
             let download = tempfile::tempdir().expect("tempdir");
             let events = second.download("nod", download.path()).await;

@@ -165,6 +165,21 @@ pub struct Config {
     #[arg(long, env = "MISP_DOMAINTOOLS_QUERY_BUDGET", default_value_t = 9.5)]
     pub query_budget: f64,
 
+    /// The misp-modules server to serve beside (e.g. http://127.0.0.1:6666): /modules lists
+    /// its modules with ours (ours win a name clash), and /query for a module not served here
+    /// is forwarded to it unchanged. MISP has one module server URL, so this keeps
+    /// misp-modules' own modules (workflows, csvimport, …) working.
+    #[arg(long, env = "MISP_DOMAINTOOLS_MISP_MODULES_URL")]
+    pub misp_modules_url: Option<url::Url>,
+
+    /// Seconds a query forwarded to --misp-modules-url may take (misp-modules' own default).
+    #[arg(
+        long,
+        env = "MISP_DOMAINTOOLS_MISP_MODULES_BUDGET",
+        default_value_t = 300.0
+    )]
+    pub misp_modules_budget: f64,
+
     /// Do not serve GET /metrics.
     #[arg(long, env = "MISP_DOMAINTOOLS_DISABLE_METRICS")]
     pub disable_metrics: bool,
@@ -354,6 +369,47 @@ pub struct OpenctiArgs {
     /// connector.listen_protocol_api_port).
     #[arg(long, env = "CONNECTOR_LISTEN_PROTOCOL_API_PORT")]
     pub callback_port: Option<u16>,
+
+    /// How work arrives: AMQP (the connector's RabbitMQ listen queue) or API (the platform's
+    /// worker posts it to the callback; OpenCTI 6.5.7 or later) [default: AMQP]
+    /// (config.yml: connector.listen_protocol).
+    #[arg(long, env = "CONNECTOR_LISTEN_PROTOCOL")]
+    pub listen_protocol: Option<String>,
+
+    /// How bundles go back: amqp (split onto the push queue) or api (stixBundlePush)
+    /// [default: amqp] (config.yml: connector.queue_protocol).
+    #[arg(long, env = "CONNECTOR_QUEUE_PROTOCOL")]
+    pub queue_protocol: Option<String>,
+
+    /// RabbitMQ host, instead of the one registration returns (config.yml: mq.host).
+    #[arg(long, env = "MQ_HOST")]
+    pub mq_host: Option<String>,
+
+    /// RabbitMQ port, instead of registration's (config.yml: mq.port).
+    #[arg(long, env = "MQ_PORT")]
+    pub mq_port: Option<u16>,
+
+    /// RabbitMQ virtual host, instead of registration's (config.yml: mq.vhost).
+    #[arg(long, env = "MQ_VHOST")]
+    pub mq_vhost: Option<String>,
+
+    /// RabbitMQ over TLS, instead of registration's choice (config.yml: mq.use_ssl).
+    #[arg(long, env = "MQ_USE_SSL", value_parser = BoolishValueParser::new())]
+    pub mq_use_ssl: Option<bool>,
+
+    /// RabbitMQ user, instead of registration's (config.yml: mq.user).
+    #[arg(long, env = "MQ_USER")]
+    pub mq_user: Option<String>,
+
+    /// RabbitMQ password, instead of registration's (config.yml: mq.pass).
+    #[arg(value_parser = secret, long, env = "MQ_PASS", hide_env_values = true)]
+    pub mq_pass: Option<Secret>,
+
+    /// DomainTools product the account has: investigate (Iris Investigate, domains and IPv4
+    /// addresses) or enrich (Iris Enrich, domains only) [default: investigate]
+    /// (config.yml: domaintools.product).
+    #[arg(long, env = "DOMAINTOOLS_PRODUCT")]
+    pub domaintools_product: Option<String>,
 
     /// config.yml to read [default: ./config.yml when it exists].
     #[arg(long = "config", env = "MISP_DOMAINTOOLS_CONFIG")]

@@ -32,6 +32,13 @@ pub struct Registered {
     pub inputs: Vec<String>,
 }
 
+impl Registered {
+    /// Whether MISP calls the module as an import (its results are always stored).
+    pub fn is_import(&self) -> bool {
+        self.inputs == ["data"]
+    }
+}
+
 /// The loaded modules and the precomputed `/modules` body.
 #[derive(Debug, Clone)]
 pub struct Registry {

@@ -1,6 +1,7 @@
 //! Start-up wiring shared by the commands: the DomainTools client and the server state built
 //! from the settings, and where the `stix` and `opencti` commands send their calls.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -8,7 +9,7 @@ use domaintools::{CacheConfig, Client, ClientConfig, Credentials, Proxy, Ttls};
 
 use crate::config::{Config, RateLimitMode};
 use crate::demo::{self, DemoApi};
-use crate::http::{AppState, Options, ReplyCacheConfig};
+use crate::http::{AppState, MispModules, MispModulesConfig, Options, ReplyCacheConfig};
 use crate::protocol::DefaultCredentials;
 use crate::registry;
 
@@ -34,6 +35,16 @@ pub(crate) fn build_state(
         hover_budget: seconds(config.hover_budget, "--hover-budget")?,
         query_budget: seconds(config.query_budget, "--query-budget")?,
         metrics_endpoint: !config.disable_metrics,
+        misp_modules: match &config.misp_modules_url {
+            Some(url) => Some(Arc::new(
+                MispModules::new(MispModulesConfig {
+                    url: url.clone(),
+                    budget: seconds(config.misp_modules_budget, "--misp-modules-budget")?,
+                })
+                .map_err(anyhow::Error::msg)?,
+            )),
+            None => None,
+        },
         reply_cache: ReplyCacheConfig {
             ttl: Duration::from_secs(config.reply_cache_ttl),
             max_bytes: config.reply_cache_size_mb.saturating_mul(1024 * 1024),

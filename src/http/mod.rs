@@ -2,8 +2,10 @@
 //! misp-modules handlers (`/modules`, `/query`, `/healthcheck`, `/version`, `/metrics`).
 
 mod metrics;
+mod misp_modules;
 mod replies;
 
+pub use misp_modules::{MispModules, MispModulesConfig};
 pub use replies::ReplyCacheConfig;
 
 use std::future::Future;
@@ -17,7 +19,7 @@ use tokio::time::Instant;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -33,7 +35,7 @@ use domaintools::Client;
 use self::metrics::Metrics;
 use self::replies::ReplyCache;
 use crate::misp::Form;
-use crate::modules::{Context, ModuleError, Settings};
+use crate::modules::{Context, ModuleError, Settings, DEMO_NOTE};
 use crate::protocol::{self, DefaultCredentials};
 use crate::registry::Registry;
 
@@ -57,6 +59,8 @@ pub struct Options {
     /// After a shutdown request, how long in-flight requests may take before the server stops
     /// anyway: a client that never finishes sending its request must not keep it up forever.
     pub shutdown_grace: Duration,
+    /// The misp-modules server to serve beside (`--misp-modules-url`), if any.
+    pub misp_modules: Option<Arc<MispModules>>,
     /// The cache of rendered replies in front of the modules.
     pub reply_cache: ReplyCacheConfig,
     /// The DomainTools feeds served under `/feeds/` (`--feeds`).
@@ -76,6 +80,7 @@ impl Default for Options {
             // Within Docker's and systemd's default stop timeouts (10 s and 90 s), and longer
             // than MISP waits for any answer (5 s for a hover, 10 s otherwise).
             shutdown_grace: Duration::from_secs(10),
+            misp_modules: None,
             reply_cache: ReplyCacheConfig::OFF,
             feeds: None,
         }
@@ -93,7 +98,7 @@ struct Inner {
     registry: Registry,
     client: Client,
     options: Options,
-    metrics: Metrics,
+    metrics: Arc<Metrics>,
     replies: Option<ReplyCache>,
 }
 
@@ -102,7 +107,7 @@ impl AppState {
     pub fn new(registry: Registry, client: Client, options: Options) -> Self {
         Self {
             inner: Arc::new(Inner {
-                metrics: Metrics::new(client.metrics()),
+                metrics: Arc::new(Metrics::new(client.metrics())),
                 replies: ReplyCache::new(options.reply_cache),
                 registry,
                 client,
@@ -184,6 +189,17 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let grace = state.inner.options.shutdown_grace;
+    // The upstream listing is fetched now and every minute in the background: `/modules`
+    // never waits for misp-modules.
+    let _refresher = state.inner.options.misp_modules.clone().map(|upstream| {
+        tracing::info!(misp_modules = %upstream.shown(), "serving beside misp-modules");
+        let refresher = tokio::spawn(misp_modules::keep_fresh(
+            upstream,
+            state.inner.registry.listing(),
+            state.inner.metrics.clone(),
+        ));
+        AbortOnDrop(refresher)
+    });
     let (requested, shutdown_requested) = oneshot::channel::<()>();
     let shutdown = async move {
         shutdown.await;
@@ -212,6 +228,15 @@ pub async fn serve(
     }
 }
 
+/// Stops a background task when the server stops.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// Completes on Ctrl-C or SIGTERM.
 pub async fn shutdown_signal() {
     let ctrl_c = async {
@@ -236,11 +261,14 @@ pub async fn shutdown_signal() {
 }
 
 async fn list_modules(State(state): State<AppState>) -> Response {
-    (
-        [(header::CONTENT_TYPE, "application/json")],
-        state.inner.registry.listing(),
-    )
-        .into_response()
+    let listing = state
+        .inner
+        .options
+        .misp_modules
+        .as_ref()
+        .and_then(|upstream| upstream.listing())
+        .unwrap_or_else(|| state.inner.registry.listing());
+    ([(header::CONTENT_TYPE, "application/json")], listing).into_response()
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {
@@ -275,6 +303,7 @@ async fn not_found() -> (StatusCode, Json<Value>) {
 /// because MISP hides the body of anything else. Only a body that is not a JSON object is a 400.
 async fn query_module(
     State(state): State<AppState>,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let started = Instant::now();
@@ -326,7 +355,31 @@ async fn query_module(
         Ok(name) => name.to_owned(),
         Err(message) => return ok(protocol::error_json(message)),
     };
+    if let Some(upstream) = &state.inner.options.misp_modules {
+        if state.inner.registry.find(&name).is_none() {
+            let content_type = headers.get(header::CONTENT_TYPE).cloned();
+            let forwarded = upstream
+                .forward(body, content_type, &name, &state.inner.metrics)
+                .await;
+            let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
+            return match forwarded {
+                Ok(response) => {
+                    let status = response.status().as_u16();
+                    tracing::info!(module.name = %name, status, duration_ms, "query forwarded to misp-modules");
+                    response
+                }
+                Err(message) => ok(protocol::finish(
+                    protocol::error_json(message),
+                    usage_of(&state, &name, &request),
+                    None,
+                )),
+            };
+        }
+    }
     let (reply, outcome) = answer(&state, &name, &request, started).await;
+    let usage = usage_of(&state, &name, &request);
+    let demo_note = state.inner.options.demo.then_some(DEMO_NOTE);
+    let reply = protocol::finish(reply, usage, demo_note);
     let elapsed = started.elapsed().as_secs_f64();
     let elapsed_ms = elapsed * 1000.0;
     // Only registered names become label values: arbitrary request text must not create series.
@@ -363,6 +416,25 @@ async fn query_module(
             json_bytes(body)
         }
         _ => ok(reply),
+    }
+}
+
+/// Whether MISP stores the reply (an `event_id`, or an import module) or shows it in a hover.
+fn usage_of(
+    state: &AppState,
+    name: &str,
+    request: &serde_json::Map<String, Value>,
+) -> protocol::Use {
+    let stored = protocol::form(request) == Form::Stored
+        || state
+            .inner
+            .registry
+            .find(name)
+            .is_some_and(|r| r.is_import());
+    if stored {
+        protocol::Use::Stored
+    } else {
+        protocol::Use::Hover
     }
 }
 

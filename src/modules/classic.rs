@@ -93,10 +93,15 @@ pub(crate) async fn run(ctx: Context, input: Input, flavor: Flavor) -> Result<Re
                 Flavor::Analyze => ReverseWhoisMode::Quote,
                 Flavor::Pivot => ReverseWhoisMode::Purchase,
             };
+            // Read the setting before calling, so a bad value costs no lookup.
+            let results_limit = match flavor {
+                Flavor::Analyze => u64::MAX,
+                Flavor::Pivot => ctx.settings.number("results_limit", 100)?,
+            };
             let answer = ctx.client.reverse_whois(caller, terms, mode).await;
             let mut p = Payload::new();
             if let Some(answer) = failures.take("Reverse Whois", answer) {
-                map_reverse_whois(&mut p, &answer);
+                map_reverse_whois(&mut p, &answer, results_limit);
             }
             p
         }
@@ -514,11 +519,22 @@ pub fn map_risk(p: &mut Payload, answer: &Value) {
     }
 }
 
-/// Reverse whois (`/v1/reverse-whois`): every domain (purchase mode only; no cap, as the
-/// reference), then the current and historic counts.
-pub fn map_reverse_whois(p: &mut Payload, answer: &Value) {
-    for domain in list(answer, "domains") {
-        p.push(
+/// Reverse whois (`/v1/reverse-whois`): the domains (purchase mode only), at most
+/// `results_limit` of them, with a note saying how many exist when some are left out (the
+/// reference listed every one: 25,000 attributes for a big registrant), then the current and
+/// historic counts.
+pub fn map_reverse_whois(p: &mut Payload, answer: &Value, results_limit: u64) {
+    let domains = list(answer, "domains");
+    let mut kept: u64 = 0;
+    let mut distinct = std::collections::HashSet::new();
+    for domain in domains {
+        if !is_truthy(domain) || !distinct.insert(pyfmt::py_str(domain)) {
+            continue;
+        }
+        if kept >= results_limit {
+            continue;
+        }
+        let added = p.push(
             Entry::new(
                 &["domain"],
                 "reverse whois domain",
@@ -528,6 +544,29 @@ pub fn map_reverse_whois(p: &mut Payload, answer: &Value) {
             )
             .categories(None),
         );
+        if added {
+            kept += 1;
+        }
+    }
+    let listed = distinct.len() as u64;
+    if listed > kept {
+        let n = |v: u64| pyfmt::thousands(i64::try_from(v).unwrap_or(i64::MAX));
+        let first = if kept == 1 {
+            "only the first is shown".to_owned()
+        } else {
+            format!("only the first {} are shown", n(kept))
+        };
+        p.push(Entry::new(
+            &["text"],
+            "reverse whois domains",
+            format!(
+                "DomainTools Reverse Whois lists {} domains; {first} (results_limit is {}).",
+                n(listed),
+                n(results_limit)
+            ),
+            "reverse whois domains from DomainTools",
+            &["DomainTools", "reverse whois"],
+        ));
     }
     let Some(counts) = answer.get("domain_count").filter(|v| is_truthy(v)) else {
         return;
@@ -933,7 +972,7 @@ mod tests {
             &json!({"server": {"ip_address": ""}, "name_servers": []}),
         );
         map_risk(&mut p, &json!({"risk_score": 0, "components": []}));
-        map_reverse_whois(&mut p, &json!({"domain_count": {}}));
+        map_reverse_whois(&mut p, &json!({"domain_count": {}}), 100);
         map_host_domains(&mut p, &json!({"ip_addresses": {}}), Flavor::Pivot, 100);
         map_host_domains(
             &mut p,
@@ -1020,6 +1059,7 @@ mod tests {
         map_reverse_whois(
             &mut p,
             &json!({"domain_count": {"current": 2, "historic": 5}, "domains": ["a.com", "", "b.com", "a.com"]}),
+            100,
         );
         assert_eq!(
             shown(&p),
@@ -1037,6 +1077,33 @@ mod tests {
             "domain count current from DomainTools"
         );
         assert_eq!(p.entries()[3].tags, ["DomainTools", "reverse whois"]);
+    }
+
+    #[test]
+    fn reverse_whois_keeps_results_limit_domains_the_counts_and_says_how_many_exist() {
+        let mut p = Payload::new();
+        map_reverse_whois(
+            &mut p,
+            &json!({"domain_count": {"current": 2, "historic": 5},
+                    "domains": ["a.com", "", "b.com", "c.com", "d.com"]}),
+            2,
+        );
+        assert_eq!(
+            shown(&p),
+            pairs(&[
+                ("reverse whois domain", json!("a.com")),
+                ("reverse whois domain", json!("b.com")),
+                (
+                    "reverse whois domains",
+                    json!("DomainTools Reverse Whois lists 4 domains; only the first 2 are shown (results_limit is 2).")
+                ),
+                ("current domain count", json!(2)),
+                ("historic domain count", json!(5)),
+            ])
+        );
+        let mut all = Payload::new();
+        map_reverse_whois(&mut all, &json!({"domains": ["a.com", "b.com"]}), 2);
+        assert_eq!(all.len(), 2, "no note when nothing is left out");
     }
 
     #[test]
@@ -1128,7 +1195,7 @@ mod tests {
                     now(),
                 );
                 let mut p2 = Payload::new();
-                map_reverse_whois(&mut p2, answer);
+                map_reverse_whois(&mut p2, answer, 100);
                 map_host_domains(&mut p2, answer, flavor, u64::MAX);
                 for form in [crate::misp::Form::Hover, crate::misp::Form::Stored] {
                     crate::misp::render(p.entries(), form, None);

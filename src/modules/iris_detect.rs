@@ -2,6 +2,8 @@
 //! MISP event, with the reference's import form (userConfig), its own entry shape, offset
 //! paging up to `results_limit`, and the optional "blocked" escalation of new domains.
 
+use std::collections::HashMap;
+
 use serde_json::{json, Map, Value};
 
 use super::{Context, Input, Module, ModuleError, Reply, Settings, DEMO_NOTE};
@@ -309,7 +311,8 @@ async fn run(ctx: Context, _input: Input) -> Result<Reply, ModuleError> {
     // The import's `data` is empty (the form has no paste box): only the settings matter.
     let settings = DetectSettings::from_settings(&ctx.settings)?;
     let listing = read_pages(&ctx, &settings).await?;
-    let (mut results, ids) = map(&listing.domains);
+    let terms = monitored_terms(&ctx, &listing.domains).await;
+    let (mut results, ids) = map_with_terms(&listing.domains, &terms);
     if results.is_empty() {
         return Err(ModuleError::NoResults("No results found.".into()));
     }
@@ -464,13 +467,47 @@ async fn escalate(ctx: &Context, ids: &[String]) -> Result<usize, domaintools::E
 /// own shape (`type` and a string `values`) and are not de-duplicated, as in the reference.
 /// Also returns the watchlist ids of the mapped domains, for the escalation.
 pub fn map(domains: &[Value]) -> (Vec<Value>, Vec<String>) {
+    map_with_terms(domains, &HashMap::new())
+}
+
+/// The monitored terms (by monitor id) of the monitors that found `domains`: one call when
+/// any domain names a monitor. Only the comments need them, so a failure costs the terms, not
+/// the import.
+async fn monitored_terms(ctx: &Context, domains: &[Value]) -> HashMap<String, String> {
+    let named = domains.iter().any(|wd| {
+        wd.get("monitor_ids")
+            .and_then(Value::as_array)
+            .is_some_and(|ids| !ids.is_empty())
+    });
+    if !named {
+        return HashMap::new();
+    }
+    match ctx.client.iris_detect_monitors(ctx.caller()).await {
+        Ok(monitors) => monitors.into_iter().collect(),
+        Err(error) => {
+            tracing::warn!(%error, "Iris Detect monitors unavailable; domains are imported without their monitored terms");
+            HashMap::new()
+        }
+    }
+}
+
+/// [`map`], with each domain's comment naming the monitored terms that found it.
+pub fn map_with_terms(
+    domains: &[Value],
+    terms: &HashMap<String, String>,
+) -> (Vec<Value>, Vec<String>) {
     let mut entries = Vec::new();
     let mut ids = Vec::new();
     for wd in domains {
         let Some(domain) = wd.get("domain").and_then(attribute_value) else {
             continue;
         };
-        entries.push(entry("domain", domain.clone(), &[], None));
+        entries.push(entry(
+            "domain",
+            domain.clone(),
+            &[],
+            Some(domain_comment(wd, terms)),
+        ));
         if let Some(id) = wd.get("id").and_then(attribute_value) {
             ids.push(id);
         }
@@ -493,6 +530,39 @@ pub fn map(domains: &[Value]) -> (Vec<Value>, Vec<String>) {
         }
     }
     (entries, ids)
+}
+
+/// What a watchlist domain's own attribute says about it: the list, when Iris Detect discovered
+/// and last changed it, its risk score and status. (The reply's summary used to be the
+/// import's top-level comment, which MISP put on every domain.)
+fn domain_comment(wd: &Value, terms: &HashMap<String, String>) -> String {
+    let text = |key: &str| wd.get(key).and_then(attribute_value);
+    let day = |key: &str| text(key).map(|d| d.chars().take(10).collect::<String>());
+    let mut parts = vec![match text("state") {
+        Some(state) => format!("Iris Detect {state} domain"),
+        None => "Iris Detect domain".to_owned(),
+    }];
+    if let Some(discovered) = day("discovered_date") {
+        parts.push(format!("discovered {discovered}"));
+    }
+    if let Some(changed) = day("changed_date") {
+        parts.push(format!("changed {changed}"));
+    }
+    if let Some(score) = text("risk_score") {
+        parts.push(format!("risk score {score}"));
+    }
+    if let Some(status) = text("status") {
+        parts.push(status);
+    }
+    let found_by: Vec<&str> = pyfmt::list(wd, "monitor_ids")
+        .iter()
+        .filter_map(Value::as_str)
+        .filter_map(|id| terms.get(id).map(String::as_str))
+        .collect();
+    if !found_by.is_empty() {
+        parts.push(format!("monitored term {}", found_by.join(", ")));
+    }
+    parts.join(", ")
 }
 
 /// A value MISP can store: a non-empty string (numbers are written out), nothing else.
@@ -821,7 +891,8 @@ mod tests {
         assert_eq!(
             entries[0],
             json!({"categories": ["External analysis"], "type": "domain",
-                   "values": "googletydep.com", "tags": ["DomainTools", "Iris Detect"]})
+                   "values": "googletydep.com", "tags": ["DomainTools", "Iris Detect"],
+                   "comment": "Iris Detect new domain, discovered 2025-04-05, changed 2025-04-05, risk score 100, active"})
         );
         assert_eq!(ids[0], "ka0oL0AegW");
         for e in &entries {
@@ -852,7 +923,7 @@ mod tests {
         assert_eq!(
             shown,
             [
-                ("domain", "a.example", "-", "-"),
+                ("domain", "a.example", "Iris Detect domain", "-"),
                 (
                     "domain",
                     "ns1.shared.example",
@@ -866,7 +937,7 @@ mod tests {
                     "Mail Host"
                 ),
                 ("ip-src", "192.0.2.1", "IP a.example", "IP"),
-                ("domain", "b.example", "-", "-"),
+                ("domain", "b.example", "Iris Detect domain", "-"),
                 (
                     "domain",
                     "ns1.shared.example",
@@ -891,7 +962,10 @@ mod tests {
     fn demo_mode_marks_every_entry() {
         let (mut entries, _) = map(&[json!({"domain": "a.example", "ip": [{"ip": "192.0.2.1"}]})]);
         mark_demo(&mut entries);
-        assert_eq!(entries[0]["comment"], DEMO_NOTE);
+        assert_eq!(
+            entries[0]["comment"],
+            format!("{DEMO_NOTE} Iris Detect domain")
+        );
         assert_eq!(entries[1]["comment"], format!("{DEMO_NOTE} IP a.example"));
     }
 

@@ -350,13 +350,24 @@ fn guided_or_value(p: &mut Payload, value: &Value, label: &str) {
     let types: &[&'static str] = &[attribute_type(label)];
     let count = object.get("count").and_then(Value::as_i64);
     if let Some(count) = count.filter(|c| *c > GUIDED_PIVOT_MIN && *c <= GUIDED_PIVOT_MAX) {
-        p.push(Entry::new(
+        let title = pyfmt::title(label);
+        let described = Entry::new(
             types,
-            "Guided Pivot",
-            format!("{label} (~{count} domains share this value.)"),
-            "Guided Pivot",
+            title.clone(),
+            object.get("value").cloned().unwrap_or(Value::Null),
+            format!("{title} from Domaintools; Guided Pivot: ~{count} domains share this value."),
             &["DomainTools", "Guided Pivot"],
-        ));
+        );
+        p.push(
+            Entry::new(
+                types,
+                "Guided Pivot",
+                format!("{label} (~{count} domains share this value.)"),
+                "Guided Pivot",
+                &["DomainTools", "Guided Pivot"],
+            )
+            .stored_as(described),
+        );
     } else {
         let title = pyfmt::title(label);
         p.push(Entry::new(

@@ -43,16 +43,55 @@ pub fn domain_entries(records: &[Value]) -> Payload {
     for record in records {
         // Only plain names make attributes; anything else in `domain` is not a domain.
         if let Some(domain) = truthy(record, "domain").filter(|d| d.is_string()) {
-            p.push(Entry::new(
+            let entry = Entry::new(
                 &["domain"],
                 "Domain",
                 domain.clone(),
                 "Domain from DomainTools Iris",
                 &["DomainTools", "Iris"],
-            ));
+            );
+            let stored = Entry {
+                comment: stored_comment(record),
+                ..entry.clone()
+            };
+            p.push(entry.stored_as(stored));
         }
     }
     p
+}
+
+/// A stored domain's own comment: what Iris says about it (risk score, creation and
+/// expiration dates, whether it is active), so that an imported domain tells its story without
+/// the import's summary on it.
+fn stored_comment(record: &Value) -> String {
+    let mut facts = Vec::new();
+    if let Some(score) = record
+        .get("domain_risk")
+        .and_then(|r| r.get("risk_score"))
+        .filter(|s| s.is_number())
+    {
+        facts.push(format!("risk score {score}"));
+    }
+    for (key, what) in [("create_date", "created"), ("expiration_date", "expires")] {
+        if let Some(day) = record
+            .get(key)
+            .and_then(|d| d.get("value"))
+            .and_then(Value::as_str)
+            .filter(|d| !d.is_empty())
+        {
+            facts.push(format!("{what} {day}"));
+        }
+    }
+    match record.get("active").and_then(Value::as_bool) {
+        Some(true) => facts.push("active".to_owned()),
+        Some(false) => facts.push("inactive".to_owned()),
+        None => {}
+    }
+    if facts.is_empty() {
+        "Domain from DomainTools Iris".to_owned()
+    } else {
+        format!("Domain from DomainTools Iris: {}", facts.join(", "))
+    }
 }
 
 /// The sentence that says what a paged search left out, or `None` when everything is shown.

@@ -19,6 +19,8 @@ pub struct EnrichSettings {
     pub ip_domain_limit: usize,
     /// `confidence` on relationships, when set.
     pub confidence: Option<u8>,
+    /// The Iris product that looks domains up.
+    pub product: IrisProduct,
 }
 
 impl Default for EnrichSettings {
@@ -27,6 +29,40 @@ impl Default for EnrichSettings {
             marking: Tlp::Amber,
             ip_domain_limit: 100,
             confidence: None,
+            product: IrisProduct::Investigate,
+        }
+    }
+}
+
+/// The Iris product an account has (`DOMAINTOOLS_PRODUCT`): both answer a domain with the same
+/// record; only Investigate pivots on an IPv4 address (OpenCTI-Platform/connectors#6552 asks
+/// for Enrich-only accounts).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum IrisProduct {
+    /// Iris Investigate: domains and IPv4 addresses.
+    #[default]
+    Investigate,
+    /// Iris Enrich: domains only.
+    Enrich,
+}
+
+impl std::fmt::Display for IrisProduct {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            IrisProduct::Investigate => "investigate",
+            IrisProduct::Enrich => "enrich",
+        })
+    }
+}
+
+impl std::str::FromStr for IrisProduct {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "investigate" | "iris-investigate" => Ok(IrisProduct::Investigate),
+            "enrich" | "iris-enrich" => Ok(IrisProduct::Enrich),
+            _ => Err(format!("{text:?} is not investigate or enrich")),
         }
     }
 }
@@ -63,6 +99,15 @@ pub enum EnrichError {
         /// DomainTools' message.
         message: String,
     },
+    /// Iris Enrich has no IP pivot.
+    #[error(
+        "Iris Enrich looks up domains only, not the IPv4 address {value} \
+         (DOMAINTOOLS_PRODUCT=investigate pivots on IPs)"
+    )]
+    NotInProduct {
+        /// The observable's value.
+        value: String,
+    },
     /// An error DomainTools reported inside a successful answer.
     #[error("DomainTools Iris Investigate reported an error for {value}: {message}")]
     Reported {
@@ -85,15 +130,24 @@ pub async fn enrich(
 ) -> Result<Enrichment, EnrichError> {
     let found = match observable.kind {
         ObservableKind::DomainName => {
-            let response = client
-                .iris_investigate(caller, &[("domain", observable.value.as_str())])
-                .await
-                .map_err(|error| EnrichError::of(error, &observable.value))?;
+            let value = observable.value.as_str();
+            let response = match settings.product {
+                IrisProduct::Investigate => {
+                    client.iris_investigate(caller, &[("domain", value)]).await
+                }
+                IrisProduct::Enrich => client.iris_enrich(caller, &[value]).await,
+            }
+            .map_err(|error| EnrichError::of(error, &observable.value))?;
             Found {
                 total: None,
                 records: response.results,
                 failed_page: None,
             }
+        }
+        ObservableKind::Ipv4Addr if settings.product == IrisProduct::Enrich => {
+            return Err(EnrichError::NotInProduct {
+                value: observable.value.clone(),
+            });
         }
         ObservableKind::Ipv4Addr => {
             let params = [("ip", observable.value.as_str())];

@@ -202,6 +202,8 @@ async fn opencti_mode_runs_from_environment_variables_alone() {
         .env("CONNECTOR_AUTO", "true")
         .env("CONNECTOR_LOG_LEVEL", "debug")
         .env("CONNECTOR_CONFIDENCE_LEVEL", "75")
+        .env("CONNECTOR_LISTEN_PROTOCOL", "API")
+        .env("CONNECTOR_QUEUE_PROTOCOL", "api")
         .env("CONNECTOR_LISTEN_PROTOCOL_API_PORT", port.to_string())
         .env("DOMAINTOOLS_API_URL", running.base_url())
         .env("DOMAINTOOLS_API_USERNAME", USER)

@@ -88,7 +88,9 @@ async fn enrichment_requests_get_values_misp_can_store() {
                       "event_id": "56", "attribute_uuid": "5f8a6f4e-2b3c-4d5e-8f90-0123456789ab", "config": config()}))
         .await;
     let results = reply["results"].as_array().unwrap();
-    assert_eq!(results.len(), 61);
+    // The reference's 61 entries, with the same type and value merged into one (issue 11).
+    assert_eq!(results.len(), 39);
+    assert!(misp_domaintools::misp::stored::refusals(results).is_empty());
     for entry in results {
         let values = entry["values"]
             .as_array()
@@ -106,13 +108,16 @@ async fn enrichment_requests_get_values_misp_can_store() {
         .find(|e| e["values"] == json!(["142.251.33.78"]))
         .unwrap();
     assert_eq!(
-        ip["comment"], "IP address from DomainTools",
-        "the comment already names the label"
+        ip["comment"], "IP address from DomainTools; Ip Address from Domaintools",
+        "the comment already names the label; merged entries name every label"
     );
     assert_eq!(ip["types"], json!(["ip-dst"]));
-    let country = results
-        .iter()
-        .find(|e| e["comment"] == "IP Country Code: country code from DomainTools");
+    let country = results.iter().find(|e| {
+        e["comment"]
+            .as_str()
+            .unwrap()
+            .starts_with("IP Country Code: country code from DomainTools")
+    });
     assert_eq!(
         country.unwrap()["values"],
         json!(["US"]),
@@ -155,7 +160,7 @@ async fn a_wrong_api_key_gives_domaintools_403_message() {
         .await;
     assert_eq!(
         reply,
-        json!({"results": [], "error": "DomainTools API error 403: The credentials you entered do not match an active account."})
+        crate::common::hover_error("DomainTools API error 403: The credentials you entered do not match an active account.")
     );
     assert!(server
         .fake
@@ -170,7 +175,7 @@ async fn unknown_domains_say_no_results_found() {
     let reply = server
         .query(json!({"module": "DomainTools-Iris-Enrich", "domain": "no-such-domain-here.com", "config": config()}))
         .await;
-    assert_eq!(reply, json!({"results": [], "error": "No results found."}));
+    assert_eq!(reply, crate::common::hover_error("No results found."));
 }
 
 #[tokio::test]
@@ -232,7 +237,9 @@ async fn the_request_timeout_is_honoured() {
         .await;
     assert_eq!(
         reply,
-        json!({"results": [], "error": "Timeout: DomainTools did not answer within this request's time budget (1 s)."})
+        crate::common::hover_error(
+            "Timeout: DomainTools did not answer within this request's time budget (1 s)."
+        )
     );
     assert!(
         started.elapsed() < Duration::from_secs(3),
@@ -266,7 +273,7 @@ async fn upstream_failures_are_readable_and_never_leak_the_key() {
             .as_str()
             .unwrap_or_else(|| panic!("{fault:?}: {reply}"));
         assert!(error.starts_with(expected), "{fault:?}: {error}");
-        assert_eq!(reply["results"], json!([]));
+        assert_eq!(reply["results"], json!([crate::common::error_entry(error)]));
         assert!(
             !error.contains(KEY) && !error.contains("signature"),
             "{error}"
@@ -293,7 +300,7 @@ async fn a_slow_upstream_hits_the_upstream_timeout() {
         .await;
     assert_eq!(
         reply,
-        json!({"results": [], "error": "DomainTools API did not answer within 1 s"})
+        crate::common::hover_error("DomainTools API did not answer within 1 s")
     );
     assert!(started.elapsed() < Duration::from_secs(3));
 }
@@ -364,7 +371,8 @@ async fn concurrent_queries_are_independent() {
             let (module, domain, expected) = match i % 3 {
                 0 => ("DomainTools-Iris-Investigate", "google.com", 61),
                 1 => ("DomainTools-Iris-Enrich", "google.com", 51),
-                _ => ("DomainTools-Iris-Enrich", "no-such-domain-here.com", 0),
+                // A hover's error is its one entry (issue 11).
+                _ => ("DomainTools-Iris-Enrich", "no-such-domain-here.com", 1),
             };
             let reply = server
                 .query(json!({"module": module, "domain": domain, "config": config()}))

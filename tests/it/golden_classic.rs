@@ -147,7 +147,7 @@ fn analyze_on_an_ip_shows_the_count_only() {
 fn reverse_whois_lists_every_domain_then_the_counts() {
     let response = answer("reverse-whois.json");
     let mut p = Payload::new();
-    map_reverse_whois(&mut p, &response);
+    map_reverse_whois(&mut p, &response, u64::MAX);
     let ours = hover(&p);
     assert_eq!(ours.len(), 25_002, "no results_limit, as the reference");
     let domains = response["domains"].as_array().unwrap();
@@ -256,7 +256,7 @@ fn classic_modules_emit_types_and_categories_misp_accepts() {
     ];
     let mut ips = Payload::new();
     map_host_domains(&mut ips, &answer("host-domains.json"), Flavor::Pivot, 100);
-    map_reverse_whois(&mut ips, &answer("reverse-whois.json"));
+    map_reverse_whois(&mut ips, &answer("reverse-whois.json"), u64::MAX);
     payloads.push(ips);
     let mut checked = 0;
     for payload in &payloads {

@@ -92,7 +92,14 @@ async fn replies_never_cross_accounts_forms_or_settings() {
     let wrong_key = json!({"module": "DomainTools-Iris-Investigate", "domain": "google.com",
         "config": {"username": USER, "api_key": "not-the-key", "results_limit": null}});
     let refused = server.query(wrong_key).await;
-    assert_eq!(refused["results"], json!([]), "{refused}");
+    // A hover's error is its one entry (issue 11).
+    assert_eq!(
+        refused["results"],
+        json!([crate::common::error_entry(
+            refused["error"].as_str().unwrap_or_default()
+        )]),
+        "{refused}"
+    );
     assert!(
         refused["error"].as_str().unwrap().contains("403"),
         "{refused}"

@@ -161,6 +161,7 @@ async fn an_ip_enrichment_marks_relationships_with_the_observables_tlp() {
         marking: Tlp::Green,
         ip_domain_limit: 1,
         confidence: Some(70),
+        ..EnrichSettings::default()
     };
     let observable = Observable::parse("142.251.33.78").unwrap();
     let enrichment = enrich(
@@ -195,4 +196,24 @@ async fn an_ip_enrichment_marks_relationships_with_the_observables_tlp() {
             _ => assert_eq!(object["object_marking_refs"][0], Tlp::Green.marking_id()),
         }
     }
+}
+
+#[test]
+fn every_golden_bundle_passes_the_strict_stix2_validator() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
+    let mut bundles: Vec<std::path::PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| {
+            path.file_name()
+                .is_some_and(|name| name.to_string_lossy().starts_with("stix-"))
+                && path.extension().is_some_and(|ext| ext == "json")
+        })
+        .collect();
+    bundles.sort();
+    assert!(
+        bundles.len() >= 2,
+        "the golden bundles are found: {bundles:?}"
+    );
+    crate::common::stix_check::validate_strict(&bundles);
 }

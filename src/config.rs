@@ -331,6 +331,65 @@ pub struct Config {
     #[arg(long, env = "DOMAINTOOLS_IP_DOMAIN_LIMIT", global = true,
           value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub ip_domain_limit: Option<u32>,
+
+    /// Real-Time Threat Feeds to poll and serve to MISP under /feeds/<feed>/, comma-separated:
+    /// nod, nad, noh, domaindiscovery, domainrdap, domainrisk (MISP-format feeds) and
+    /// domainhotlist (freetext). Empty: no feeds. Set it on one replica only (docs/feeds.md).
+    #[arg(long, env = "MISP_DOMAINTOOLS_FEEDS", value_delimiter = ',')]
+    pub feeds: Vec<String>,
+
+    /// Domain patterns the feeds ask DomainTools for (`*` only as prefix or suffix, e.g.
+    /// `*.bank,paypal*`), comma-separated; any may match. Empty: every domain.
+    #[arg(long, env = "MISP_DOMAINTOOLS_FEEDS_DOMAINS", value_delimiter = ',')]
+    pub feeds_domains: Vec<String>,
+
+    /// Risk minimums for domainrisk and domainhotlist, all of which must hold, comma-separated
+    /// `score=1..99` with score one of overall, malware, phishing, spam, proximity
+    /// (e.g. `overall=70,malware=90`).
+    #[arg(long, env = "MISP_DOMAINTOOLS_FEEDS_RISK_MIN", value_delimiter = ',')]
+    pub feeds_risk_min: Vec<String>,
+
+    /// `redis://…` of a Redis shared by replicas that all run the same --feeds on one shared
+    /// --feeds-dir: a lease there lets exactly one of them poll each cursor.
+    #[arg(value_parser = secret, long, env = "MISP_DOMAINTOOLS_FEEDS_LOCK_URL", hide_env_values = true)]
+    pub feeds_lock_url: Option<Secret>,
+
+    /// Directory of the feeds' files (itself a valid MISP feed per feed).
+    #[arg(long, env = "MISP_DOMAINTOOLS_FEEDS_DIR", default_value = "feeds")]
+    pub feeds_dir: PathBuf,
+
+    /// Token MISP must send as `Authorization: Bearer <token>` (a custom feed header) to read
+    /// the feeds. Required with --feeds.
+    #[arg(value_parser = secret, long, env = "MISP_DOMAINTOOLS_FEEDS_TOKEN", hide_env_values = true)]
+    pub feeds_token: Option<Secret>,
+
+    /// File holding the feeds token (Docker/Kubernetes secrets); used when --feeds-token is unset.
+    #[arg(long, env = "MISP_DOMAINTOOLS_FEEDS_TOKEN_FILE")]
+    pub feeds_token_file: Option<PathBuf>,
+
+    /// Seconds between two polls of one feed; DomainTools asks for at most one a minute.
+    #[arg(long, env = "MISP_DOMAINTOOLS_FEEDS_POLL_INTERVAL", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub feeds_poll_interval: u64,
+
+    /// Seconds of feed lines per MISP event (bucket).
+    #[arg(long, env = "MISP_DOMAINTOOLS_FEEDS_BUCKET", default_value_t = 3600,
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub feeds_bucket: u64,
+
+    /// Seconds after its end a bucket still takes late lines before it is sealed and served.
+    #[arg(long, env = "MISP_DOMAINTOOLS_FEEDS_GRACE", default_value_t = 600,
+          value_parser = clap::value_parser!(u64).range(0..=86_400))]
+    pub feeds_grace: u64,
+
+    /// Days sealed feed events are kept.
+    #[arg(long, env = "MISP_DOMAINTOOLS_FEEDS_RETENTION_DAYS", default_value_t = 7,
+          value_parser = clap::value_parser!(u32).range(1..=3650))]
+    pub feeds_retention_days: u32,
+
+    /// Mark feed attributes for IDS export (to_ids). Off by default: newly seen is not malicious.
+    #[arg(long, env = "MISP_DOMAINTOOLS_FEEDS_TO_IDS")]
+    pub feeds_to_ids: bool,
 }
 
 /// Commands besides serving.

@@ -50,7 +50,9 @@ pub(crate) async fn start(
     if !config.demo {
         return Ok(None);
     }
+    // The feeds replay their recorded lines, one a minute per feed, timestamped as they replay.
     let running = domaintools_fake::FakeApi::new()
+        .with_feed_replay(std::time::Duration::from_secs(60))
         .spawn()
         .await
         .context("starting the built-in demo DomainTools API")?;

@@ -14,6 +14,7 @@
 //! - [`stix`]: the DomainTools enrichment as STIX 2.1 (the `stix` command, the connector).
 //! - [`opencti`]: the OpenCTI internal-enrichment connector mode.
 //! - [`telemetry`]: logging set-up.
+//! - [`feeds`]: the Real-Time Threat Feeds as MISP feeds (pollers, buckets, `/feeds/`).
 //!
 //! The DomainTools API client is the `domaintools` crate (`crates/domaintools`), and the fake
 //! API behind `--demo` and the tests is `domaintools-fake` (`crates/domaintools-fake`, only
@@ -23,6 +24,7 @@ pub mod commands;
 pub mod config;
 mod demo;
 pub mod domain;
+pub mod feeds;
 pub mod http;
 pub mod iris;
 pub mod misp;

@@ -22,6 +22,8 @@ pub(crate) fn build_state(
     api_url: String,
     forced: Option<DefaultCredentials>,
 ) -> anyhow::Result<AppState> {
+    let api_url_for_feeds = api_url.clone();
+    let forced_key = forced.as_ref().and_then(|forced| forced.api_key.clone());
     let client = build_client(config, api_url, forced.is_some(), "MISP")?;
     let registry = registry::Registry::new(registry::MODULES).map_err(anyhow::Error::msg)?;
     let default_credentials = forced.clone().unwrap_or_else(|| DefaultCredentials {
@@ -59,6 +61,7 @@ pub(crate) fn build_state(
             ttl: Duration::from_secs(config.reply_cache_ttl),
             max_bytes: config.reply_cache_size_mb.saturating_mul(1024 * 1024),
         },
+        feeds: feeds_service(config, &api_url_for_feeds, forced_key)?,
         ..Options::default()
     };
     Ok(AppState::new(registry, client, options))
@@ -160,4 +163,100 @@ pub(crate) async fn upstream(
         credentials,
         _demo_api: None,
     })
+}
+
+/// The feeds `--feeds` asks for, started; None without `--feeds`.
+fn feeds_service(
+    config: &Config,
+    api_url: &str,
+    forced_key: Option<crate::config::Secret>,
+) -> anyhow::Result<Option<crate::feeds::FeedsService>> {
+    use anyhow::Context as _;
+    let names: Vec<&str> = config
+        .feeds
+        .iter()
+        .map(|name| name.trim())
+        .filter(|name| !name.is_empty())
+        .collect();
+    if names.is_empty() {
+        return Ok(None);
+    }
+    let mut feeds = Vec::new();
+    for name in names {
+        let feed = domaintools::feeds::Feed::from_name(name)
+            .with_context(|| format!("--feeds: unknown feed {name:?}"))?;
+        if !feeds.contains(&feed) {
+            feeds.push(feed);
+        }
+    }
+    let token = match (&config.feeds_token, &config.feeds_token_file) {
+        (Some(token), _) => token.clone(),
+        (None, Some(path)) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read --feeds-token-file {}", path.display()))?;
+            crate::config::Secret::from(text.trim().to_owned())
+        }
+        (None, None) => anyhow::bail!(
+            "--feeds needs --feeds-token (or --feeds-token-file): the feeds carry licensed data"
+        ),
+    };
+    use domaintools::ExposeSecret as _;
+    anyhow::ensure!(
+        !token.expose_secret().is_empty(),
+        "the feeds token is empty"
+    );
+    let api_key = forced_key
+        .or_else(|| config.api_key.clone())
+        .context("--feeds needs the DomainTools API key (--api-key / DOMAINTOOLS_API_KEY)")?;
+    let mut minimums = Vec::new();
+    for text in config
+        .feeds_risk_min
+        .iter()
+        .map(|text| text.trim())
+        .filter(|t| !t.is_empty())
+    {
+        let parsed = text.split_once('=').and_then(|(name, value)| {
+            let score = domaintools::feeds::Score::from_name(name.trim())?;
+            let value = value
+                .trim()
+                .parse::<u8>()
+                .ok()
+                .filter(|v| (1..=99).contains(v))?;
+            Some((score, value))
+        });
+        minimums.push(parsed.with_context(|| {
+            format!(
+                "--feeds-risk-min: {text:?} is not score=1..99 (overall, malware, phishing, spam, proximity)"
+            )
+        })?);
+    }
+    let domains: Vec<String> = config
+        .feeds_domains
+        .iter()
+        .map(|pattern| pattern.trim().to_owned())
+        .filter(|pattern| !pattern.is_empty())
+        .collect();
+    for pattern in &domains {
+        let inner = pattern.trim_start_matches('*').trim_end_matches('*');
+        anyhow::ensure!(
+            !inner.contains('*') && !inner.is_empty(),
+            "--feeds-domains: {pattern:?} may use * only as prefix or suffix"
+        );
+    }
+    let settings = crate::feeds::FeedsSettings {
+        lock_url: config.feeds_lock_url.clone(),
+        domains,
+        minimums,
+        feeds,
+        dir: config.feeds_dir.clone(),
+        token,
+        poll_interval: Duration::from_secs(config.feeds_poll_interval),
+        store: crate::feeds::store::StoreSettings {
+            bucket: Duration::from_secs(config.feeds_bucket),
+            grace: Duration::from_secs(config.feeds_grace),
+            retention_days: config.feeds_retention_days,
+            to_ids: config.feeds_to_ids,
+        },
+    };
+    crate::feeds::FeedsService::start(settings, api_url, api_key).map(Some)
 }

@@ -74,6 +74,8 @@ pub struct Options {
     pub module_runtime: Option<tokio::runtime::Handle>,
     /// The cache of rendered replies in front of the modules.
     pub reply_cache: ReplyCacheConfig,
+    /// The DomainTools feeds served under `/feeds/` (`--feeds`).
+    pub feeds: Option<crate::feeds::FeedsService>,
 }
 
 impl Default for Options {
@@ -96,6 +98,7 @@ impl Default for Options {
             reply_buffer: body::ByteBudget::new(128 * 1024 * 1024),
             module_runtime: None,
             reply_cache: ReplyCacheConfig::OFF,
+            feeds: None,
         }
     }
 }
@@ -147,7 +150,8 @@ pub fn router(state: AppState) -> Router {
     if state.inner.options.metrics_endpoint {
         router = router.route("/metrics", get(metrics));
     }
-    router
+    let feeds = state.inner.options.feeds.clone();
+    let router = router
         .route("/modules", get(list_modules))
         .route("/query", post(query_module))
         .route("/healthcheck", get(healthcheck))
@@ -164,7 +168,11 @@ pub fn router(state: AppState) -> Router {
                 )
             }),
         )
-        .with_state(state)
+        .with_state(state);
+    match feeds {
+        Some(feeds) => router.merge(feeds.router()),
+        None => router,
+    }
 }
 
 /// Pending connections the kernel may queue for us (capped by `net.core.somaxconn`). The

@@ -590,7 +590,8 @@ async fn unknown_paths_and_methods_get_envelopes() {
     for path in [
         "/v2/domain-search",
         "/v1/iris-investigate/extra/",
-        "/v1/feed/nod/",
+        // The feeds are served (tests/it/fake_feeds.rs); an unknown one is an unknown path.
+        "/v1/feed/nosuchfeed/",
         "/",
         "/v1/a.com/unknown",
     ] {

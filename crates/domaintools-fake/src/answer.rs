@@ -17,6 +17,9 @@ pub(super) const DETECT_JSON: &str = "application/json";
 /// The support link the current API puts in every error envelope.
 const SUPPORT_URL: &str = "https://docs.domaintools.com";
 
+/// The Real-Time Threat Feeds' answers: one JSON object a line, sent chunked.
+pub(super) const NDJSON: &str = "application/x-ndjson";
+
 /// Message of the real API's per-minute throttling answer (legacy error-code page).
 pub(super) const RATE_LIMITED_MESSAGE: &str = "You have exceeded the maximum number of requests per minute allowed under your service level (/min).";
 
@@ -120,12 +123,42 @@ impl Answer {
     /// This answer's status and headers around `body`, which may be streamed.
     pub fn respond_with(&self, body: Body) -> Response {
         let content_type = HeaderValue::from_static(self.content_type);
-        (self.status, [(header::CONTENT_TYPE, content_type)], body).into_response()
+        let mut response =
+            (self.status, [(header::CONTENT_TYPE, content_type)], body).into_response();
+        if self.content_type == NDJSON {
+            response
+                .headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        }
+        response
     }
 }
 
+/// Lines per chunk of a feed answer: the real API streams, so clients must not see one block.
+const NDJSON_LINES_PER_CHUNK: usize = 64;
+
 impl IntoResponse for Answer {
     fn into_response(self) -> Response {
+        if self.content_type == NDJSON && !self.body.is_empty() {
+            let mut chunks = Vec::new();
+            let mut start = 0;
+            let mut lines = 0;
+            for (index, byte) in self.body.iter().enumerate() {
+                if *byte == b'\n' {
+                    lines += 1;
+                    if lines % NDJSON_LINES_PER_CHUNK == 0 {
+                        chunks.push(Ok::<_, std::convert::Infallible>(
+                            self.body.slice(start..=index),
+                        ));
+                        start = index + 1;
+                    }
+                }
+            }
+            if start < self.body.len() {
+                chunks.push(Ok(self.body.slice(start..)));
+            }
+            return self.respond_with(Body::from_stream(futures_util::stream::iter(chunks)));
+        }
         self.respond_with(Body::from(self.body.clone()))
     }
 }

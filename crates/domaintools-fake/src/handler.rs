@@ -42,7 +42,13 @@ pub(super) async fn handle(State(fake): State<FakeApi>, request: Request<Body>) 
                     body_problem,
                     per_minute_limits: &fake.config.per_minute_limits,
                 };
-                let normal = || routes::answer(&context);
+                let normal = || {
+                    if path.starts_with("/v1/feed/") {
+                        fake.feed_answer(&account, &path, &params)
+                    } else {
+                        routes::answer(&context)
+                    }
+                };
                 match fake.take_fault(&path) {
                     Some(fault) => faults::deliver(fault, &path, normal),
                     None => Delivery::Whole(normal()),

@@ -52,6 +52,10 @@
 //! - **Reverse IP / host domains** `limit` truncates each address's `domain_names` (the API
 //!   applies it per address); `limit=0` leaves only the counts.
 //!
+//! The Real-Time Threat Feeds (`/v1/feed/<feed>/`, NDJSON) keep cursors per account, feed and
+//! `sessionID`; see the `feeds` module for their semantics. Tests add lines with
+//! [`FakeApi::push_feed_lines`]; `--demo` replays the recorded ones ([`FakeApi::with_feed_replay`]).
+//!
 //! Pages past the end, oversized `limit`s (clamped to the API's maximum) and unknown extra
 //! parameters are accepted like the real API does; missing or malformed required parameters
 //! give the recorded `400` envelope.
@@ -61,6 +65,7 @@ mod auth;
 mod data;
 mod detect;
 mod faults;
+mod feeds;
 mod handler;
 mod iris;
 mod params;
@@ -77,6 +82,14 @@ use tokio::task::JoinHandle;
 
 /// Where the recorded DomainTools answers the fake serves are (for tests that read them).
 pub const FIXTURES_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/domaintools");
+
+/// The feeds under `/v1/feed/<name>/` the fake serves.
+pub const FEED_NAMES: &[&str] = feeds::FEEDS;
+
+/// The recorded lines of a feed (empty for an unknown one), as `--demo` replays them.
+pub fn recorded_feed_lines(feed: &str) -> Vec<serde_json::Map<String, serde_json::Value>> {
+    feeds::recorded_lines(feed)
+}
 
 /// Username of the account the fake accepts out of the box (used by `--demo`).
 pub const DEMO_USERNAME: &str = "demo";
@@ -117,6 +130,7 @@ struct Shared {
     log: Mutex<Vec<LoggedRequest>>,
     faults: Mutex<Vec<faults::Rule>>,
     latency: Mutex<Duration>,
+    feeds: Mutex<feeds::Store>,
 }
 
 /// A panicking test thread must not make every later call on the fake panic too.
@@ -168,6 +182,38 @@ impl FakeApi {
     pub fn with_fixed_now(mut self, now: DateTime<Utc>) -> Self {
         Arc::make_mut(&mut self.config).fixed_now = Some(now);
         self
+    }
+
+    /// Feed answers hold at most `lines` lines; past that they are `206` (default: the real
+    /// API's 10 million), so tests can page through small feeds.
+    pub fn with_feed_page_lines(self, lines: usize) -> Self {
+        lock(&self.shared.feeds).set_page_lines(lines);
+        self
+    }
+
+    /// Demo mode for the feeds: each feed's recorded lines are replayed in a loop, one every
+    /// `interval`, timestamped when they are replayed (starting an hour before the first feed
+    /// request, so a new session has lines at once).
+    pub fn with_feed_replay(self, interval: Duration) -> Self {
+        lock(&self.shared.feeds).set_replay(interval);
+        self
+    }
+
+    /// Adds lines to `feed` (one of [`FEED_NAMES`]) as seen at `at`: each line's `timestamp`
+    /// becomes `at` (hotlist lines also get `expires` a day later). False for an unknown feed.
+    pub fn push_feed_lines(
+        &self,
+        feed: &str,
+        at: DateTime<Utc>,
+        lines: impl IntoIterator<Item = serde_json::Map<String, serde_json::Value>>,
+    ) -> bool {
+        let mut store = lock(&self.shared.feeds);
+        lines.into_iter().all(|line| store.push(feed, at, line))
+    }
+
+    fn feed_answer(&self, account: &str, path: &str, params: &params::Params) -> answer::Answer {
+        let now = self.config.now();
+        feeds::answer(&mut lock(&self.shared.feeds), account, path, params, now)
     }
 
     /// The axum router (no I/O), so tests may drive it with `oneshot` too.

@@ -1,0 +1,147 @@
+//! The feed client against the fake's feeds over TCP: cursors, 206 pages, windows, the feeds'
+//! errors, a cut stream, and `X-Api-Key` as the only credential sent.
+
+use std::time::Duration;
+
+use chrono::{TimeDelta, Utc};
+use domaintools::feeds::{Bound, Feed, FeedClient, FeedClientConfig, FeedError, FeedQuery};
+use domaintools::SecretString;
+use domaintools_fake::{FakeApi, Fault, RunningFake, DEMO_API_KEY};
+use serde_json::{json, Map, Value};
+
+fn line(domain: &str) -> Map<String, Value> {
+    let Value::Object(object) = json!({ "domain": domain }) else {
+        unreachable!("a literal object")
+    };
+    object
+}
+
+fn client(fake: &RunningFake, key: &str) -> FeedClient {
+    let mut config = FeedClientConfig::new(SecretString::from(key.to_owned()), "test");
+    config.base_url = fake.base_url();
+    config.read_timeout = Duration::from_secs(5);
+    FeedClient::new(config).expect("client")
+}
+
+async fn collect(
+    client: &FeedClient,
+    feed: Feed,
+    query: &FeedQuery,
+) -> Result<Vec<String>, FeedError> {
+    let mut domains = Vec::new();
+    client
+        .poll(feed, query, |line| domains.push(line.domain))
+        .await?;
+    Ok(domains)
+}
+
+#[tokio::test]
+async fn a_cursor_follows_206_pages_to_the_200_and_then_only_new_lines() {
+    let api = FakeApi::new().with_feed_page_lines(4);
+    let names: Vec<String> = (0..10).map(|i| format!("d{i:02}.example")).collect();
+    api.push_feed_lines("nod", Utc::now(), names.iter().map(|name| line(name)));
+    let fake = api.spawn().await.expect("spawn");
+    let client = client(&fake, DEMO_API_KEY);
+
+    let query = FeedQuery::session("cursor-1");
+    let mut seen = Vec::new();
+    let summary = client
+        .poll(Feed::Nod, &query, |line| seen.push(line.domain))
+        .await
+        .expect("poll");
+    assert_eq!(seen, names);
+    assert_eq!((summary.pages, summary.lines), (3, 10));
+    assert!(collect(&client, Feed::Nod, &query)
+        .await
+        .expect("empty")
+        .is_empty());
+    api.push_feed_lines("nod", Utc::now(), [line("new.example")]);
+    assert_eq!(
+        collect(&client, Feed::Nod, &query).await.expect("new"),
+        ["new.example"]
+    );
+
+    let requests = api.requests();
+    assert!(requests
+        .iter()
+        .all(|request| request.params.iter().all(|(name, _)| name != "top")));
+    assert!(requests
+        .iter()
+        .all(|request| request.status == 200 || request.status == 206));
+
+    // A window without a cursor cannot be continued: a typed error, not a silent cut.
+    let window = FeedQuery::window(Bound::Ago(Duration::from_secs(60)), None);
+    assert_eq!(
+        collect(&client, Feed::Nod, &window).await,
+        Err(FeedError::PartialWithoutSession)
+    );
+}
+
+#[tokio::test]
+async fn windows_backfill_what_a_cursor_missed() {
+    let api = FakeApi::new();
+    let now = Utc::now();
+    api.push_feed_lines("noh", now - TimeDelta::hours(4), [line("a.b.example")]);
+    api.push_feed_lines("noh", now - TimeDelta::hours(2), [line("c.d.example")]);
+    let fake = api.spawn().await.expect("spawn");
+    let client = client(&fake, DEMO_API_KEY);
+    let window = FeedQuery::window(
+        Bound::At(now - TimeDelta::hours(5)),
+        Some(Bound::Ago(Duration::from_secs(3 * 3600))),
+    );
+    assert_eq!(
+        collect(&client, Feed::Noh, &window).await.expect("window"),
+        ["a.b.example"]
+    );
+}
+
+#[tokio::test]
+async fn the_feeds_errors_are_typed() {
+    let api = FakeApi::new();
+    let fake = api.spawn().await.expect("spawn");
+    let wrong = client(&fake, "not-the-key");
+    match collect(&wrong, Feed::Nod, &FeedQuery::session("x")).await {
+        Err(FeedError::Api { status: 403, .. }) => {}
+        other => panic!("expected a 403, got {other:?}"),
+    }
+    let client = client(&fake, DEMO_API_KEY);
+    let mut query = FeedQuery::session("fresh");
+    query.from_beginning = true;
+    collect(&client, Feed::Nod, &query)
+        .await
+        .expect("new session from the beginning");
+    match collect(&client, Feed::Nod, &query).await {
+        Err(error @ FeedError::Api { status: 406, .. }) => assert!(!error.is_transient()),
+        other => panic!("expected a 406, got {other:?}"),
+    }
+    api.inject(
+        "/v1/feed/nod/",
+        Fault::Status {
+            status: 503,
+            message: "busy".into(),
+        },
+        Some(1),
+    );
+    match collect(&client, Feed::Nod, &FeedQuery::session("x")).await {
+        Err(error @ FeedError::Api { status: 503, .. }) => {
+            assert!(error.is_transient());
+            assert!(error.to_string().contains("busy"));
+        }
+        other => panic!("expected a 503, got {other:?}"),
+    }
+    api.push_feed_lines(
+        "nod",
+        Utc::now(),
+        (0..200).map(|i| line(&format!("cut{i}.example"))),
+    );
+    api.inject("/v1/feed/nod/", Fault::CutBody, Some(1));
+    match collect(&client, Feed::Nod, &FeedQuery::session("cut")).await {
+        Err(error @ FeedError::Transport(_)) => assert!(error.is_transient()),
+        other => panic!("expected a broken stream, got {other:?}"),
+    }
+    // Nothing the client sent carried the key as a parameter.
+    assert!(api.requests().iter().all(|request| request
+        .params
+        .iter()
+        .all(|(name, value)| name != "api_key" && value != DEMO_API_KEY)));
+}

@@ -15,6 +15,7 @@ use crate::common::server::sum_metric;
 
 const USER: &str = "replica-test";
 const KEY: &str = "SECRET-replica-key-42";
+const CACHE_SECRET: &str = "SECRET-shared-by-the-replicas";
 
 struct Process(Child);
 
@@ -66,17 +67,32 @@ fn start_redis(port: u16) -> Process {
 /// A replica: the real binary, with the server's own credentials, in front of the fake API
 /// and sharing `redis_port`'s Redis.
 async fn start_replica(api_url: &str, redis_port: u16) -> ChildServer {
+    start_replica_with(api_url, redis_port, CACHE_SECRET, &[]).await
+}
+
+async fn start_replica_with(
+    api_url: &str,
+    redis_port: u16,
+    cache_secret: &str,
+    more: &[&str],
+) -> ChildServer {
     let redis_url = format!("redis://127.0.0.1:{redis_port}/0");
+    let mut args = vec![
+        "--api-url",
+        api_url,
+        "--cache-url",
+        &redis_url,
+        "--log-format",
+        "json",
+    ];
+    args.extend_from_slice(more);
     ChildServer::start(
+        &args,
         &[
-            "--api-url",
-            api_url,
-            "--cache-url",
-            &redis_url,
-            "--log-format",
-            "json",
+            ("DOMAINTOOLS_USERNAME", USER),
+            ("DOMAINTOOLS_API_KEY", KEY),
+            ("MISP_DOMAINTOOLS_CACHE_SECRET", cache_secret),
         ],
-        &[("DOMAINTOOLS_USERNAME", USER), ("DOMAINTOOLS_API_KEY", KEY)],
     )
     .await
 }
@@ -106,24 +122,37 @@ async fn metric(http: &reqwest::Client, port: u16, prefix: &str) -> f64 {
     sum_metric(&text, prefix)
 }
 
-#[tokio::test]
-async fn replicas_share_one_redis_and_survive_its_loss() {
-    if !redis_installed() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "redis-server must be installed in CI (.ci/run installs it)"
-        );
-        eprintln!("redis-server is not installed: skipping the shared-cache test");
-        return;
+/// Whether the test can run: false (with a notice) without `redis-server`, a failure in CI.
+fn redis_present() -> bool {
+    if redis_installed() {
+        return true;
     }
-    let fake = FakeApi::new().with_user(USER, KEY);
-    let running = fake.spawn().await.unwrap();
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "redis-server must be installed in CI (.ci/run installs it)"
+    );
+    eprintln!("redis-server is not installed: skipping a shared-cache test");
+    false
+}
+
+async fn started_redis() -> (Process, u16) {
     let redis_port = free_port();
     let redis = start_redis(redis_port);
     wait_for("redis", || {
         std::net::TcpStream::connect(("127.0.0.1", redis_port)).is_ok()
     })
     .await;
+    (redis, redis_port)
+}
+
+#[tokio::test]
+async fn replicas_share_one_redis_and_survive_its_loss() {
+    if !redis_present() {
+        return;
+    }
+    let fake = FakeApi::new().with_user(USER, KEY);
+    let running = fake.spawn().await.unwrap();
+    let (redis, redis_port) = started_redis().await;
 
     let http = reqwest::Client::builder()
         .no_proxy()
@@ -205,5 +234,158 @@ async fn replicas_share_one_redis_and_survive_its_loss() {
             .unwrap();
         let health: Value = serde_json::from_slice(&health).unwrap_or(Value::Null);
         assert_eq!(health, json!({"status": true}));
+    }
+}
+
+/// The entry the replicas wrote that holds `needle` (its Redis key and value), once it is there.
+async fn entry_with(
+    redis: &mut redis::aio::MultiplexedConnection,
+    needle: &str,
+) -> (String, Vec<u8>) {
+    let started = Instant::now();
+    loop {
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg("misp-domaintools:*")
+            .query_async(redis)
+            .await
+            .unwrap();
+        for key in keys {
+            let value: Vec<u8> = redis::cmd("GET")
+                .arg(&key)
+                .query_async(redis)
+                .await
+                .unwrap();
+            if String::from_utf8_lossy(&value).contains(needle) {
+                return (key, value);
+            }
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "no entry holding {needle} was written to Redis"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn forged_foreign_and_oversized_entries_are_refused_and_counted() {
+    if !redis_present() {
+        return;
+    }
+    let fake = FakeApi::new().with_user(USER, KEY);
+    let running = fake.spawn().await.unwrap();
+    let (_redis, redis_port) = started_redis().await;
+    let mut redis = redis::Client::open(format!("redis://127.0.0.1:{redis_port}/0"))
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap();
+    // No in-process cache: every lookup reads Redis.
+    let no_memory = ["--cache-size-mb", "0"];
+    let ours = start_replica_with(&running.base_url(), redis_port, CACHE_SECRET, &no_memory).await;
+    let theirs = start_replica_with(
+        &running.base_url(),
+        redis_port,
+        "SECRET-of-another-deployment",
+        &no_memory,
+    )
+    .await;
+    let calls = || fake.calls_to("/v1/iris-investigate/");
+    let rejected = |port, reason: &str| {
+        let http = http.clone();
+        let prefix = format!("misp_domaintools_cache_rejected_total{{reason=\"{reason}\"}}");
+        async move { metric(&http, port, &prefix).await }
+    };
+
+    let genuine = query(&http, ours.port, "google.com").await;
+    assert_eq!(
+        genuine["results"].as_array().unwrap().len(),
+        61,
+        "{genuine}"
+    );
+    let (key, value) = entry_with(&mut redis, "google.com").await;
+    assert!(
+        !String::from_utf8_lossy(&value).contains(KEY),
+        "entries hold no credential"
+    );
+    assert_eq!(query(&http, ours.port, "google.com").await, genuine);
+    assert_eq!(calls(), 1, "the sealed entry is served");
+
+    // Another deployment's secret: the entry is not trusted, DomainTools is asked.
+    assert_eq!(query(&http, theirs.port, "google.com").await, genuine);
+    assert_eq!(calls(), 2);
+    assert!(rejected(theirs.port, "foreign_secret").await >= 1.0);
+    // It then writes its own entry in the background: let that land before forging.
+    let started = Instant::now();
+    loop {
+        let now: Vec<u8> = redis::cmd("GET")
+            .arg(&key)
+            .query_async(&mut redis)
+            .await
+            .unwrap();
+        if now != value {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(5));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // A forged answer under the real key (one the attacker found with KEYS), keeping the
+    // header: the MAC no longer matches.
+    // The header: magic, key id, expiry and MAC (4 + 8 + 8 + 32 bytes).
+    let (header, body) = value.split_at(52);
+    let body = String::from_utf8(body.to_vec()).unwrap();
+    assert!(body.contains("google.com"));
+    let forged = [
+        header,
+        body.replace("google.com", "evil.example").as_bytes(),
+    ]
+    .concat();
+    let _: () = redis::cmd("SET")
+        .arg(&key)
+        .arg(&forged)
+        .arg("PX")
+        .arg(600_000)
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    let after_forgery = query(&http, ours.port, "google.com").await;
+    assert!(!after_forgery.to_string().contains("evil.example"));
+    assert_eq!(after_forgery, genuine);
+    assert!(rejected(ours.port, "tampered").await >= 1.0);
+    assert!(calls() >= 3, "the forged entry cost a real call");
+
+    // 40 MiB under the key, more than any DomainTools answer may be: refused unread.
+    let before = calls();
+    let huge = vec![b'x'; 40 * 1024 * 1024];
+    let _: () = redis::cmd("SET")
+        .arg(&key)
+        .arg(&huge)
+        .arg("PX")
+        .arg(600_000)
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    drop(huge);
+    let (_, peak_before) = ours.memory_kib();
+    assert_eq!(query(&http, ours.port, "google.com").await, genuine);
+    assert!(rejected(ours.port, "oversized").await >= 1.0);
+    assert_eq!(calls(), before + 1);
+    let (_, peak_after) = ours.memory_kib();
+    assert!(
+        peak_after < peak_before + 20 * 1024,
+        "the 40 MiB value was not read: peak {peak_before} KiB before, {peak_after} KiB after"
+    );
+    for (server, reason) in [
+        (&ours, "foreign_secret"),
+        (&theirs, "tampered"),
+        (&theirs, "oversized"),
+    ] {
+        assert_eq!(rejected(server.port, reason).await, 0.0, "{reason}");
     }
 }

@@ -2,17 +2,21 @@
 //! is kept (in process, and optionally in Redis shared by several replicas) for a time that
 //! depends on the endpoint family, keyed so that one account's data never reaches another.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use hmac::{Hmac, Mac};
 use moka::future::Cache;
 use moka::Expiry;
 use reqwest::Method;
 use sha2::{Digest, Sha256};
 
+use secrecy::ExposeSecret;
+
 use super::auth::Credentials;
-use crate::metrics::{CacheLayer, CacheLookup, ClientMetrics};
+use crate::metrics::{CacheLayer, CacheLookup, CacheRejection, ClientMetrics};
 
 /// Groups of endpoints that share a cache lifetime.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,8 +94,11 @@ pub struct CacheConfig {
     pub ttls: Ttls,
     /// Bound of the in-process cache, in bytes of cached answers (0: no in-process cache).
     pub max_bytes: u64,
-    /// `redis://…` URL of a cache shared by several replicas.
+    /// `redis://…` or `rediss://…` URL of a cache shared by several replicas.
     pub redis_url: Option<secrecy::SecretString>,
+    /// The secret the replicas share to authenticate what they write to Redis (required
+    /// with `redis_url`).
+    pub redis_secret: Option<secrecy::SecretString>,
 }
 
 impl Default for CacheConfig {
@@ -100,6 +107,7 @@ impl Default for CacheConfig {
             ttls: Ttls::default(),
             max_bytes: 64 * 1024 * 1024,
             redis_url: None,
+            redis_secret: None,
         }
     }
 }
@@ -185,7 +193,13 @@ impl std::fmt::Debug for ResponseCache {
 
 impl ResponseCache {
     /// A cache with the given settings.
-    pub fn new(config: &CacheConfig, metrics: ClientMetrics) -> Result<Self, String> {
+    /// Shared entries larger than `max_entry_bytes` (the cap on upstream answers) are
+    /// refused unread.
+    pub fn new(
+        config: &CacheConfig,
+        max_entry_bytes: usize,
+        metrics: ClientMetrics,
+    ) -> Result<Self, String> {
         let memory = (config.max_bytes > 0).then(|| {
             Cache::builder()
                 .max_capacity(config.max_bytes)
@@ -195,12 +209,20 @@ impl ResponseCache {
                 .expire_after(PerEntry)
                 .build()
         });
-        let redis = match &config.redis_url {
-            Some(url) => Some(Arc::new(RedisCache::new(
-                secrecy::ExposeSecret::expose_secret(url),
+        let redis = match (&config.redis_url, &config.redis_secret) {
+            (Some(url), Some(secret)) => Some(Arc::new(RedisCache::new(
+                url.expose_secret(),
+                secret.expose_secret().as_bytes(),
+                max_entry_bytes,
                 metrics.clone(),
             )?)),
-            None => None,
+            (Some(_), None) => {
+                return Err(
+                    "a shared cache (Redis) needs the secret that authenticates its entries"
+                        .to_owned(),
+                )
+            }
+            (None, _) => None,
         };
         Ok(Self {
             memory,
@@ -233,7 +255,11 @@ impl ResponseCache {
         }
         let redis = self.redis.as_ref()?;
         match redis.get(key).await {
-            Some((body, ttl)) => {
+            Err(()) => {
+                self.count("redis", "skipped");
+                None
+            }
+            Ok(Some((body, ttl))) => {
                 self.count("redis", "hit");
                 if let Some(memory) = &self.memory {
                     memory
@@ -248,7 +274,7 @@ impl ResponseCache {
                 }
                 Some(body)
             }
-            None => {
+            Ok(None) => {
                 self.count("redis", "miss");
                 None
             }
@@ -279,19 +305,47 @@ impl ResponseCache {
     }
 }
 
-/// Redis as a shared cache. Every operation is bounded in time; when Redis is away the server
-/// keeps answering from DomainTools, logs once a minute and counts the failures.
+/// Redis as a shared cache. Anyone who can reach Redis can write to it, so every value
+/// carries an HMAC-SHA256 (over its Redis key, its expiry and the answer) with the secret the
+/// replicas share, and entries that fail it are ignored. Every operation is one round trip,
+/// bounded by [`REDIS_TIMEOUT`]; after a failure a circuit breaker sends requests straight to
+/// DomainTools while a background task checks when Redis is back.
 struct RedisCache {
     manager: redis::aio::ConnectionManager,
+    seal: Seal,
+    max_entry_bytes: usize,
     metrics: ClientMetrics,
+    /// Whether Redis is taken as away: requests skip it until the probe sees it again.
+    open: AtomicBool,
+    /// Whether a probe task is running (at most one).
+    probing: AtomicBool,
     last_logged: Mutex<Option<Instant>>,
 }
 
-const REDIS_TIMEOUT: Duration = Duration::from_millis(250);
-const REDIS_PREFIX: &str = "misp-domaintools:v1:";
+/// The longest one Redis operation may take (connection included): a lookup costs at most
+/// this much more than no shared cache, and only until the circuit breaker opens.
+pub const REDIS_TIMEOUT: Duration = Duration::from_millis(250);
+/// How often a Redis taken as away is tried again, in the background.
+const PROBE_INTERVAL: Duration = Duration::from_millis(500);
+const REDIS_PREFIX: &str = "misp-domaintools:v2:";
+
+/// Reads an entry only when it is not larger than the cap: a value of any size costs one
+/// small reply. Answers nil (no entry), an integer (the length of an entry too large, or
+/// -1 for a key that holds no string) or the value.
+const READ_CAPPED: &str = r"
+local n = redis.pcall('STRLEN', KEYS[1])
+if type(n) ~= 'number' then return -1 end
+if n > tonumber(ARGV[1]) then return n end
+return redis.call('GET', KEYS[1])
+";
 
 impl RedisCache {
-    fn new(url: &str, metrics: ClientMetrics) -> Result<Self, String> {
+    fn new(
+        url: &str,
+        secret: &[u8],
+        max_entry_bytes: usize,
+        metrics: ClientMetrics,
+    ) -> Result<Self, String> {
         let client = redis::Client::open(url).map_err(|e| format!("cache URL: {e}"))?;
         let config = redis::aio::ConnectionManagerConfig::new()
             .set_connection_timeout(Some(REDIS_TIMEOUT))
@@ -301,62 +355,209 @@ impl RedisCache {
         // Lazy: a Redis that is down at start-up must not stop the server.
         let manager = redis::aio::ConnectionManager::new_lazy_with_config(client, config)
             .map_err(|e| format!("cache URL: {e}"))?;
+        metrics.redis_available.set(1);
         Ok(Self {
             manager,
+            seal: Seal::new(secret),
+            max_entry_bytes: max_entry_bytes + HEADER_LEN,
             metrics,
+            open: AtomicBool::new(false),
+            probing: AtomicBool::new(false),
             last_logged: Mutex::new(None),
         })
     }
 
-    async fn get(&self, key: &str) -> Option<(Bytes, Duration)> {
+    fn rejected(&self, reason: &'static str) {
+        self.metrics
+            .cache_rejected
+            .get_or_create(&CacheRejection { reason })
+            .inc();
+    }
+
+    /// The entry for `key` and how long it has left; `Err` when Redis was skipped or failed.
+    async fn get(self: &Arc<Self>, key: &str) -> Result<Option<(Bytes, Duration)>, ()> {
+        if self.open.load(Ordering::Relaxed) {
+            return Err(());
+        }
         let mut conn = self.manager.clone();
         let redis_key = format!("{REDIS_PREFIX}{key}");
-        let mut pipe = redis::pipe();
-        pipe.cmd("GET").arg(&redis_key).cmd("PTTL").arg(&redis_key);
-        let query = pipe.query_async::<(Option<Vec<u8>>, i64)>(&mut conn);
-        match tokio::time::timeout(REDIS_TIMEOUT * 2, query).await {
-            Ok(Ok((Some(body), ttl_ms))) if ttl_ms > 0 => Some((
-                Bytes::from(body),
-                Duration::from_millis(ttl_ms.unsigned_abs()),
-            )),
-            Ok(Ok(_)) => None,
+        let script = redis::Script::new(READ_CAPPED);
+        let mut invocation = script.key(&redis_key);
+        invocation.arg(self.max_entry_bytes);
+        let query = invocation.invoke_async::<redis::Value>(&mut conn);
+        let value = match tokio::time::timeout(REDIS_TIMEOUT, query).await {
+            Ok(Ok(value)) => value,
             Ok(Err(e)) => {
                 self.failed(&e.to_string());
-                None
+                return Err(());
             }
             Err(_) => {
                 self.failed("no answer in time");
-                None
+                return Err(());
+            }
+        };
+        let value = match value {
+            redis::Value::Nil => return Ok(None),
+            redis::Value::BulkString(value) => value,
+            redis::Value::Int(n) if n >= 0 => {
+                self.rejected("oversized");
+                return Ok(None);
+            }
+            _ => {
+                self.rejected("malformed");
+                return Ok(None);
+            }
+        };
+        match self.seal.open(&redis_key, &value, unix_millis()) {
+            Ok(Some((body, ttl))) => Ok(Some((Bytes::copy_from_slice(body), ttl))),
+            Ok(None) => Ok(None),
+            Err(reason) => {
+                self.rejected(reason);
+                Ok(None)
             }
         }
     }
 
-    async fn set(&self, key: &str, body: &[u8], ttl: Duration) {
+    async fn set(self: &Arc<Self>, key: &str, body: &[u8], ttl: Duration) {
+        if self.open.load(Ordering::Relaxed) || body.len() + HEADER_LEN > self.max_entry_bytes {
+            return;
+        }
         let mut conn = self.manager.clone();
+        let redis_key = format!("{REDIS_PREFIX}{key}");
         let millis = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+        let value = self
+            .seal
+            .close(&redis_key, body, unix_millis().saturating_add(millis));
         let mut set = redis::cmd("SET");
-        set.arg(format!("{REDIS_PREFIX}{key}"))
-            .arg(body)
-            .arg("PX")
-            .arg(millis);
+        set.arg(&redis_key).arg(value).arg("PX").arg(millis);
         let query = set.query_async::<()>(&mut conn);
-        match tokio::time::timeout(REDIS_TIMEOUT * 2, query).await {
+        match tokio::time::timeout(REDIS_TIMEOUT, query).await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => self.failed(&e.to_string()),
             Err(_) => self.failed("no answer in time"),
         }
     }
 
-    fn failed(&self, why: &str) {
+    /// Counts a failure, opens the circuit and starts the probe that closes it again.
+    fn failed(self: &Arc<Self>, why: &str) {
         self.metrics
             .cache_errors
             .get_or_create(&CacheLayer { layer: "redis" })
             .inc();
-        let mut last = self.last_logged.lock().unwrap_or_else(|e| e.into_inner());
-        if last.is_none_or(|at| at.elapsed() >= Duration::from_secs(60)) {
-            *last = Some(Instant::now());
-            tracing::warn!(error = why, "shared cache (Redis) unavailable; answering from DomainTools (logged at most once a minute)");
+        self.open.store(true, Ordering::Relaxed);
+        self.metrics.redis_available.set(0);
+        {
+            let mut last = self.last_logged.lock().unwrap_or_else(|e| e.into_inner());
+            if last.is_none_or(|at| at.elapsed() >= Duration::from_secs(60)) {
+                *last = Some(Instant::now());
+                tracing::warn!(error = why, "shared cache (Redis) unavailable; answering from DomainTools until it is back (logged at most once a minute)");
+            }
         }
+        if self.probing.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let this = Arc::clone(self);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(PROBE_INTERVAL).await;
+                let mut conn = this.manager.clone();
+                let ping = redis::cmd("PING");
+                let ping = ping.query_async::<()>(&mut conn);
+                if let Ok(Ok(())) = tokio::time::timeout(REDIS_TIMEOUT, ping).await {
+                    break;
+                }
+            }
+            this.open.store(false, Ordering::Relaxed);
+            this.metrics.redis_available.set(1);
+            this.probing.store(false, Ordering::Release);
+            tracing::info!("shared cache (Redis) reachable again");
+        });
+    }
+}
+
+fn unix_millis() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+type HmacSha256 = Hmac<Sha256>;
+
+const MAGIC: &[u8; 4] = b"MDT2";
+const KEY_ID_LEN: usize = 8;
+const MAC_LEN: usize = 32;
+/// Magic, key id, expiry (Unix milliseconds, big-endian), MAC; the answer follows.
+const HEADER_LEN: usize = MAGIC.len() + KEY_ID_LEN + 8 + MAC_LEN;
+
+/// Seals and opens shared-cache entries with the replicas' secret. The key id (a hash of the
+/// secret, which reveals nothing of it) tells an entry of another deployment from a forged one.
+struct Seal {
+    mac: HmacSha256,
+    key_id: [u8; KEY_ID_LEN],
+}
+
+impl Seal {
+    fn new(secret: &[u8]) -> Self {
+        let mut hasher = Sha256::new();
+        hasher.update(b"misp-domaintools cache key id\0");
+        hasher.update(secret);
+        let digest = hasher.finalize();
+        let mut key_id = [0; KEY_ID_LEN];
+        key_id.copy_from_slice(&digest[..KEY_ID_LEN]);
+        Self {
+            mac: HmacSha256::new_from_slice(secret).expect("HMAC takes keys of any length"),
+            key_id,
+        }
+    }
+
+    fn tag(&self, redis_key: &str, expires: &[u8; 8], body: &[u8]) -> HmacSha256 {
+        let mut mac = self.mac.clone();
+        mac.update(&(redis_key.len() as u64).to_be_bytes());
+        mac.update(redis_key.as_bytes());
+        mac.update(&self.key_id);
+        mac.update(expires);
+        mac.update(body);
+        mac
+    }
+
+    fn close(&self, redis_key: &str, body: &[u8], expires_at_ms: u64) -> Vec<u8> {
+        let expires = expires_at_ms.to_be_bytes();
+        let tag = self.tag(redis_key, &expires, body).finalize().into_bytes();
+        let mut value = Vec::with_capacity(HEADER_LEN + body.len());
+        value.extend_from_slice(MAGIC);
+        value.extend_from_slice(&self.key_id);
+        value.extend_from_slice(&expires);
+        value.extend_from_slice(&tag);
+        value.extend_from_slice(body);
+        value
+    }
+
+    /// The answer in `value` and its time left; `None` when expired; `Err` with the reason
+    /// counted in `/metrics` when the entry is not one of ours for this key.
+    fn open<'v>(
+        &self,
+        redis_key: &str,
+        value: &'v [u8],
+        now_ms: u64,
+    ) -> Result<Option<(&'v [u8], Duration)>, &'static str> {
+        if value.len() < HEADER_LEN || !value.starts_with(MAGIC) {
+            return Err("malformed");
+        }
+        let (key_id, rest) = value[MAGIC.len()..].split_at(KEY_ID_LEN);
+        if key_id != self.key_id {
+            return Err("foreign_secret");
+        }
+        let (expires, rest) = rest.split_at(8);
+        let (tag, body) = rest.split_at(MAC_LEN);
+        let expires: [u8; 8] = expires.try_into().map_err(|_| "malformed")?;
+        self.tag(redis_key, &expires, body)
+            .verify_slice(tag)
+            .map_err(|_| "tampered")?;
+        let expires_at_ms = u64::from_be_bytes(expires);
+        if expires_at_ms <= now_ms {
+            return Ok(None);
+        }
+        Ok(Some((body, Duration::from_millis(expires_at_ms - now_ms))))
     }
 }
 
@@ -441,7 +642,8 @@ mod tests {
 
     #[tokio::test]
     async fn memory_cache_keeps_answers_for_their_lifetime() {
-        let cache = ResponseCache::new(&CacheConfig::default(), ClientMetrics::default()).unwrap();
+        let cache =
+            ResponseCache::new(&CacheConfig::default(), 1024, ClientMetrics::default()).unwrap();
         cache
             .put("k", Bytes::from_static(b"body"), Duration::from_millis(150))
             .await;
@@ -452,5 +654,38 @@ mod tests {
         assert_eq!(cache.get("zero").await, None);
         tokio::time::sleep(Duration::from_millis(300)).await;
         assert_eq!(cache.get("k").await, None, "expired");
+    }
+
+    #[test]
+    fn sealed_entries_open_only_for_their_key_and_secret() {
+        let seal = Seal::new(b"shared secret of the replicas");
+        let value = seal.close("k1", b"{\"answer\": 1}", 10_000);
+        assert_eq!(
+            seal.open("k1", &value, 4_000),
+            Ok(Some((&b"{\"answer\": 1}"[..], Duration::from_secs(6))))
+        );
+        assert_eq!(seal.open("k1", &value, 10_000), Ok(None), "expired");
+        assert_eq!(
+            seal.open("k2", &value, 4_000),
+            Err("tampered"),
+            "moved to another key"
+        );
+        let mut changed = value.clone();
+        *changed.last_mut().unwrap() ^= 1;
+        assert_eq!(seal.open("k1", &changed, 4_000), Err("tampered"));
+        let mut later = value.clone();
+        later[MAGIC.len() + KEY_ID_LEN] ^= 0x40;
+        assert_eq!(
+            seal.open("k1", &later, 4_000),
+            Err("tampered"),
+            "the expiry is sealed too"
+        );
+        let foreign = Seal::new(b"another deployment").close("k1", b"{}", 10_000);
+        assert_eq!(seal.open("k1", &foreign, 4_000), Err("foreign_secret"));
+        assert_eq!(seal.open("k1", b"{}", 4_000), Err("malformed"));
+        assert_eq!(
+            seal.open("k1", &value[..HEADER_LEN - 1], 4_000),
+            Err("malformed")
+        );
     }
 }

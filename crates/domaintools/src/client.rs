@@ -241,8 +241,8 @@ impl Client {
         let http = builder
             .build()
             .map_err(|e| Error::Config(format!("HTTP client: {e}")))?;
-        let cache =
-            ResponseCache::new(&config.cache, config.metrics.clone()).map_err(Error::Config)?;
+        let cache = ResponseCache::new(&config.cache, MAX_BODY_BYTES, config.metrics.clone())
+            .map_err(Error::Config)?;
         Ok(Self {
             inner: Arc::new(Inner {
                 http,

@@ -389,3 +389,79 @@ async fn forged_foreign_and_oversized_entries_are_refused_and_counted() {
         assert_eq!(rejected(server.port, reason).await, 0.0, "{reason}");
     }
 }
+
+/// Three replicas in front of one Redis and one fake API, with an account allowed `per_minute`
+/// Iris Investigate calls a minute.
+async fn three_replicas(
+    per_minute: u32,
+) -> (
+    FakeApi,
+    domaintools_fake::RunningFake,
+    Process,
+    u16,
+    Vec<ChildServer>,
+) {
+    let fake = FakeApi::new()
+        .with_user(USER, KEY)
+        .with_per_minute_limit("iris-investigate", per_minute);
+    let running = fake.spawn().await.unwrap();
+    let (redis, redis_port) = started_redis().await;
+    let mut replicas = Vec::new();
+    for _ in 0..3 {
+        replicas.push(start_replica(&running.base_url(), redis_port).await);
+    }
+    (fake, running, redis, redis_port, replicas)
+}
+
+#[tokio::test]
+async fn three_replicas_spend_one_rate_limit() {
+    if !redis_present() {
+        return;
+    }
+    let (fake, _running, _redis, _, replicas) = three_replicas(12).await;
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    // Each replica meets the account once, and learns its limits (from DomainTools or from
+    // the answer another replica left in Redis).
+    for (n, replica) in replicas.iter().enumerate() {
+        let reply = query(
+            &http,
+            replica.port,
+            &format!("synthetic-{:04}.com", 900 + n),
+        )
+        .await;
+        assert!(reply.get("error").is_none(), "{reply}");
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let before = fake.calls_to("/v1/iris-investigate/");
+
+    // 36 distinct lookups at once, 12 on each replica: three separate buckets would let all
+    // 36 through; one shared bucket lets 12 go, then one every 5 s while budgets last.
+    let started = Instant::now();
+    let replies = futures_util::future::join_all((0..36).map(|n| {
+        let http = http.clone();
+        let port = replicas[n % 3].port;
+        async move { query(&http, port, &format!("synthetic-{:04}.com", 100 + n)).await }
+    }))
+    .await;
+    let elapsed = started.elapsed();
+    let calls = fake.calls_to("/v1/iris-investigate/") - before;
+    let answered = replies.iter().filter(|r| r.get("error").is_none()).count();
+    let refused = replies
+        .iter()
+        .filter(|r| r["error"].as_str().is_some_and(|e| e.contains("limit")))
+        .count();
+    assert_eq!(answered + refused, 36, "{replies:?}");
+    assert_eq!(answered, calls, "every call made was an answer");
+    // What one replica alone would allow: the bucket's 12, plus one per 5 s elapsed.
+    let one_replica = 12 + (elapsed.as_secs_f64() / 5.0).ceil() as usize;
+    assert!(
+        calls <= one_replica,
+        "{calls} calls in {elapsed:?}; one replica would make at most {one_replica}"
+    );
+    // The warm-up lookups made after a replica had learned its limits took turns too.
+    assert!(calls >= 9, "the bucket's capacity is used: {calls}");
+}

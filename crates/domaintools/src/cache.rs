@@ -281,6 +281,46 @@ impl ResponseCache {
         }
     }
 
+    /// A turn for one call under the rate limit of `account`'s `product`, from the bucket all
+    /// replicas share; `None` when there is no Redis or it is away (the local bucket decides).
+    pub(crate) async fn shared_reserve(
+        &self,
+        account: &str,
+        product: &str,
+        capacity: f64,
+        per_second: f64,
+        max_wait: Option<Duration>,
+    ) -> Option<SharedTurn> {
+        let redis = self.redis.as_ref()?;
+        let max_wait = max_wait.map_or(-1, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        let (reserved, wait): (i64, i64) = redis
+            .script(
+                RESERVE,
+                &bucket_key(account, product),
+                &[capacity, per_second, max_wait as f64],
+            )
+            .await?;
+        let wait = Duration::from_millis(wait.max(0).unsigned_abs());
+        Some(if reserved == 1 { Ok(wait) } else { Err(wait) })
+    }
+
+    /// Spends the remaining turns of the shared bucket after a 503 (in the background).
+    pub(crate) fn shared_drain(
+        &self,
+        account: &str,
+        product: &str,
+        capacity: f64,
+        per_second: f64,
+    ) {
+        let Some(redis) = self.redis.clone() else {
+            return;
+        };
+        let key = bucket_key(account, product);
+        tokio::spawn(async move {
+            let _: Option<i64> = redis.script(DRAIN, &key, &[capacity, per_second]).await;
+        });
+    }
+
     /// Keeps an answer for `ttl` (nothing when zero). Redis is written in the background.
     pub async fn put(&self, key: &str, body: Bytes, ttl: Duration) {
         if ttl.is_zero() {
@@ -304,6 +344,54 @@ impl ResponseCache {
         }
     }
 }
+
+/// One token bucket kept in Redis for all replicas, with the rules of the local ones
+/// (`limits.rs`): refilled at `ARGV[2]` tokens a second up to `ARGV[1]`, one token per call, a
+/// negative balance is a wait; a call whose wait would pass `ARGV[3]` ms (-1: no limit)
+/// reserves nothing. Redis' own clock is the one clock of all replicas. Answers
+/// `{reserved (0/1), wait in ms}`.
+const RESERVE: &str = r"
+local capacity = tonumber(ARGV[1])
+local rate = tonumber(ARGV[2])
+local max_wait = tonumber(ARGV[3])
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+local state = redis.call('HMGET', KEYS[1], 'tokens', 'updated')
+local tokens = tonumber(state[1]) or capacity
+local updated = tonumber(state[2]) or now
+tokens = math.min(capacity, tokens + math.max(0, now - updated) / 1000 * rate)
+tokens = tokens - 1
+local wait = 0
+if tokens < 0 then wait = math.ceil(-tokens / rate * 1000) end
+local reserved = 1
+if max_wait >= 0 and wait > max_wait then
+  tokens = tokens + 1
+  reserved = 0
+end
+redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'updated', now)
+redis.call('PEXPIRE', KEYS[1], math.ceil(capacity / rate * 1000) + 60000)
+return {reserved, wait}
+";
+
+/// DomainTools answered 503 for a product of known limit: the remaining turns are spent
+/// (the balance goes to zero if it was above), for every replica.
+const DRAIN: &str = r"
+local capacity = tonumber(ARGV[1])
+local rate = tonumber(ARGV[2])
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+local state = redis.call('HMGET', KEYS[1], 'tokens', 'updated')
+local tokens = tonumber(state[1]) or capacity
+local updated = tonumber(state[2]) or now
+tokens = math.min(capacity, tokens + math.max(0, now - updated) / 1000 * rate)
+redis.call('HSET', KEYS[1], 'tokens', tostring(math.min(tokens, 0)), 'updated', now)
+redis.call('PEXPIRE', KEYS[1], math.ceil(capacity / rate * 1000) + 60000)
+return 1
+";
+
+/// A turn under a shared rate limit: `Ok(wait)`, or `Err(wait)` when the wait would pass the
+/// caller's deadline (and nothing was reserved).
+pub(crate) type SharedTurn = Result<Duration, Duration>;
 
 /// Redis as a shared cache. Anyone who can reach Redis can write to it, so every value
 /// carries an HMAC-SHA256 (over its Redis key, its expiry and the answer) with the secret the
@@ -418,6 +506,36 @@ impl RedisCache {
         }
     }
 
+    /// Runs one of the scripts above on `key`; `None` when Redis is skipped or failed.
+    async fn script<T: redis::FromRedisValue>(
+        self: &Arc<Self>,
+        source: &str,
+        key: &str,
+        args: &[f64],
+    ) -> Option<T> {
+        if self.open.load(Ordering::Relaxed) {
+            return None;
+        }
+        let mut conn = self.manager.clone();
+        let script = redis::Script::new(source);
+        let mut invocation = script.key(key);
+        for arg in args {
+            invocation.arg(arg.to_string());
+        }
+        let query = invocation.invoke_async::<T>(&mut conn);
+        match tokio::time::timeout(REDIS_TIMEOUT, query).await {
+            Ok(Ok(value)) => Some(value),
+            Ok(Err(e)) => {
+                self.failed(&e.to_string());
+                None
+            }
+            Err(_) => {
+                self.failed("no answer in time");
+                None
+            }
+        }
+    }
+
     async fn set(self: &Arc<Self>, key: &str, body: &[u8], ttl: Duration) {
         if self.open.load(Ordering::Relaxed) || body.len() + HEADER_LEN > self.max_entry_bytes {
             return;
@@ -473,6 +591,13 @@ impl RedisCache {
             tracing::info!("shared cache (Redis) reachable again");
         });
     }
+}
+
+/// The Redis key of a shared token bucket: the account id is hashed, so Redis holds no
+/// username.
+fn bucket_key(account: &str, product: &str) -> String {
+    let account = hex::encode(Sha256::digest(account.as_bytes()));
+    format!("{REDIS_PREFIX}rate:{account}:{product}")
 }
 
 fn unix_millis() -> u64 {

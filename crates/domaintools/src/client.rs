@@ -433,6 +433,28 @@ impl Client {
         });
     }
 
+    /// A turn under the account's rate limit for `product`: from the bucket all replicas
+    /// share in Redis when the limit is known and Redis is there, else from the local one.
+    async fn reserve(
+        &self,
+        account: &str,
+        product: &str,
+        deadline: Option<Instant>,
+    ) -> std::result::Result<Duration, limits::TooLate> {
+        if let Some((capacity, per_second, limit)) = self.inner.limits.learned(account, product) {
+            let max_wait = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+            if let Some(turn) = self
+                .inner
+                .cache
+                .shared_reserve(account, product, capacity, per_second, max_wait)
+                .await
+            {
+                return turn.map_err(|wait| limits::TooLate { wait, limit });
+            }
+        }
+        self.inner.limits.reserve(account, product, deadline)
+    }
+
     /// One upstream request: waits its turn under the account's rate limit, sends, and retries
     /// 503s and broken connections while the deadline allows.
     pub(crate) async fn fetch(
@@ -448,11 +470,7 @@ impl Client {
         let mut attempt = 0;
         let mut last_error: Option<Error> = None;
         loop {
-            match self
-                .inner
-                .limits
-                .reserve(&account, product, caller.deadline)
-            {
+            match self.reserve(&account, product, caller.deadline).await {
                 Ok(wait) if wait.is_zero() => {}
                 Ok(wait) => {
                     metrics
@@ -579,6 +597,11 @@ impl Client {
                     .headers()
                     .get(reqwest::header::RETRY_AFTER)
                     .and_then(|v| v.to_str().ok());
+                if let Some((capacity, per_second, _)) = inner.limits.learned(account, product) {
+                    inner
+                        .cache
+                        .shared_drain(account, product, capacity, per_second);
+                }
                 inner
                     .limits
                     .slow_down(account, product, limits::retry_after(asked));

@@ -249,7 +249,8 @@ async fn entry_with(
             .query_async(redis)
             .await
             .unwrap();
-        for key in keys {
+        // Rate-limit buckets (hashes) live beside the entries.
+        for key in keys.into_iter().filter(|k| !k.contains(":rate:")) {
             let value: Vec<u8> = redis::cmd("GET")
                 .arg(&key)
                 .query_async(redis)

@@ -276,9 +276,11 @@ async fn forged_foreign_and_oversized_entries_are_refused_and_counted() {
     let fake = FakeApi::new().with_user(USER, KEY);
     let running = fake.spawn().await.unwrap();
     let (_redis, redis_port) = started_redis().await;
+    let patient =
+        redis::AsyncConnectionConfig::new().set_response_timeout(Some(Duration::from_secs(20)));
     let mut redis = redis::Client::open(format!("redis://127.0.0.1:{redis_port}/0"))
         .unwrap()
-        .get_multiplexed_async_connection()
+        .get_multiplexed_async_connection_with_config(&patient)
         .await
         .unwrap();
     let http = reqwest::Client::builder()
@@ -465,4 +467,136 @@ async fn three_replicas_spend_one_rate_limit() {
     );
     // The warm-up lookups made after a replica had learned its limits took turns too.
     assert!(calls >= 9, "the bucket's capacity is used: {calls}");
+}
+
+#[tokio::test]
+async fn identical_lookups_on_three_replicas_cost_one_call() {
+    if !redis_present() {
+        return;
+    }
+    let (fake, _running, _redis, _, replicas) = three_replicas(600).await;
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    // Answers take a while, as DomainTools' do: the others find the first call still going.
+    fake.set_latency(Duration::from_millis(300));
+    let replies = futures_util::future::join_all((0..150).map(|n| {
+        let http = http.clone();
+        let port = replicas[n % 3].port;
+        async move { query(&http, port, "google.com").await }
+    }))
+    .await;
+    for reply in &replies {
+        assert_eq!(
+            reply["results"].as_array().map(Vec::len),
+            Some(61),
+            "{reply}"
+        );
+    }
+    assert_eq!(
+        fake.calls_to("/v1/iris-investigate/"),
+        1,
+        "150 identical lookups over three replicas, one upstream call"
+    );
+    let mut coalesced = 0.0;
+    for replica in &replicas {
+        coalesced += metric(
+            &http,
+            replica.port,
+            "misp_domaintools_coalesced_requests_total",
+        )
+        .await;
+    }
+    assert!(
+        coalesced >= 2.0,
+        "the other replicas waited for the first: {coalesced}"
+    );
+}
+
+#[tokio::test]
+async fn redis_killed_mid_load_costs_nothing_after_seconds() {
+    if !redis_present() {
+        return;
+    }
+    let (fake, _running, redis, _, replicas) = three_replicas(100_000).await;
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let ports: Vec<u16> = replicas.iter().map(|r| r.port).collect();
+    let started = Instant::now();
+    let killed_at = Duration::from_millis(1500);
+    let load = tokio::spawn({
+        let http = http.clone();
+        async move {
+            // Four clients, each asking for cold lookups one after the other for 5 s.
+            let workers = (0..4).map(|worker| {
+                let (http, ports) = (http.clone(), ports.clone());
+                async move {
+                    let mut seen = Vec::new();
+                    let mut n = 0;
+                    while started.elapsed() < Duration::from_secs(5) {
+                        let port = ports[n % 3];
+                        let domain = format!("synthetic-{:04}.com", worker * 2000 + n);
+                        let asked = started.elapsed();
+                        let reply = query(&http, port, &domain).await;
+                        seen.push((asked, started.elapsed() - asked, reply));
+                        n += 1;
+                    }
+                    seen
+                }
+            });
+            futures_util::future::join_all(workers).await
+        }
+    });
+    tokio::time::sleep(killed_at).await;
+    drop(redis);
+    let seen: Vec<_> = load.await.unwrap().into_iter().flatten().collect();
+    for (asked, _, reply) in &seen {
+        assert!(reply.get("error").is_none(), "at {asked:?}: {reply}");
+        assert!(!reply["results"].as_array().unwrap().is_empty());
+    }
+    let after: Vec<Duration> = seen
+        .iter()
+        .filter(|(asked, _, _)| *asked > killed_at + Duration::from_secs(2))
+        .map(|(_, took, _)| *took)
+        .collect();
+    assert!(
+        after.len() >= 8,
+        "the load went on: {} lookups",
+        after.len()
+    );
+    let slowest = after.iter().max().unwrap();
+    assert!(
+        *slowest < Duration::from_secs(1),
+        "two seconds after Redis died, a lookup took {slowest:?}"
+    );
+    // The breaker: lookups after the loss skip Redis instead of each failing on it.
+    let (mut errors, mut skipped) = (0.0, 0.0);
+    for replica in &replicas {
+        errors += metric(&http, replica.port, "misp_domaintools_cache_errors_total").await;
+        skipped += metric(
+            &http,
+            replica.port,
+            "misp_domaintools_cache_lookups_total{layer=\"redis\",result=\"skipped\"}",
+        )
+        .await;
+    }
+    assert!(
+        skipped >= after.len() as f64,
+        "{skipped} lookups skipped Redis"
+    );
+    assert!(
+        errors < after.len() as f64,
+        "{errors} Redis failures for {} lookups: each one waited on Redis",
+        after.len()
+    );
+    assert_eq!(
+        fake.calls_to("/v1/iris-investigate/"),
+        seen.len(),
+        "every lookup was cold"
+    );
 }

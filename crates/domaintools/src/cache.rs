@@ -210,12 +210,16 @@ impl ResponseCache {
                 .build()
         });
         let redis = match (&config.redis_url, &config.redis_secret) {
-            (Some(url), Some(secret)) => Some(Arc::new(RedisCache::new(
-                url.expose_secret(),
-                secret.expose_secret().as_bytes(),
-                max_entry_bytes,
-                metrics.clone(),
-            )?)),
+            (Some(url), Some(secret)) => {
+                let redis = Arc::new(RedisCache::new(
+                    url.expose_secret(),
+                    secret.expose_secret().as_bytes(),
+                    max_entry_bytes,
+                    metrics.clone(),
+                )?);
+                redis.warm_up();
+                Some(redis)
+            }
             (Some(_), None) => {
                 return Err(
                     "a shared cache (Redis) needs the secret that authenticates its entries"
@@ -279,6 +283,54 @@ impl ResponseCache {
                 None
             }
         }
+    }
+
+    /// Before fetching `key`: when another replica is already fetching it, waits for its
+    /// answer through Redis (at most [`LOCK_TTL`], and half of what is left before
+    /// `deadline`); else takes the lock, so the others wait for this replica.
+    pub(crate) async fn claim(&self, key: &str, deadline: Option<tokio::time::Instant>) -> Claim {
+        let Some(redis) = &self.redis else {
+            return Claim::Ours(None);
+        };
+        let token = format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..));
+        match redis.lock(key, &token).await {
+            Some(true) => return Claim::Ours(Some(token)),
+            None => return Claim::Ours(None),
+            Some(false) => {}
+        }
+        let now = tokio::time::Instant::now();
+        let limit = deadline.map_or(LOCK_TTL, |d| {
+            (d.saturating_duration_since(now) / 2).min(LOCK_TTL)
+        });
+        let until = now + limit;
+        while tokio::time::Instant::now() + POLL_INTERVAL < until {
+            tokio::time::sleep(POLL_INTERVAL).await;
+            match redis.poll(key).await {
+                Some(Entry::Found(body, ttl)) => {
+                    self.count("redis", "hit");
+                    if let Some(memory) = &self.memory {
+                        let stored = Stored {
+                            body: body.clone(),
+                            ttl,
+                        };
+                        memory.insert(key.to_owned(), stored).await;
+                    }
+                    return Claim::Answered(body);
+                }
+                Some(Entry::Fetching) => {}
+                Some(Entry::Missing) | None => break,
+            }
+        }
+        Claim::Ours(None)
+    }
+
+    /// Gives back the lock [`claim`](Self::claim) took, in the background.
+    pub(crate) fn release(&self, key: &str, token: Option<String>, succeeded: bool) {
+        let (Some(redis), Some(token)) = (self.redis.clone(), token) else {
+            return;
+        };
+        let key = key.to_owned();
+        tokio::spawn(async move { redis.unlock(&key, &token, succeeded).await });
     }
 
     /// A turn for one call under the rate limit of `account`'s `product`, from the bucket all
@@ -389,6 +441,51 @@ redis.call('PEXPIRE', KEYS[1], math.ceil(capacity / rate * 1000) + 60000)
 return 1
 ";
 
+/// Takes the fetch lock of an entry when free (`SET NX PX` with this replica's token).
+const LOCK: &str = r"
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
+return 0
+";
+
+/// Like [`READ_CAPPED`], and -2 while there is no entry but its fetch lock (`KEYS[2]`) is held.
+const POLL: &str = r"
+local n = redis.pcall('STRLEN', KEYS[1])
+if type(n) ~= 'number' then return -1 end
+if n > tonumber(ARGV[1]) then return n end
+if n > 0 then return redis.call('GET', KEYS[1]) end
+if redis.call('EXISTS', KEYS[2]) == 1 then return -2 end
+return false
+";
+
+/// Gives a fetch lock back if it is still ours: shortened to a second after a success (the
+/// answer is on its way to Redis), deleted after a failure.
+const UNLOCK: &str = r"
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+if ARGV[2] == '1' then return redis.call('PEXPIRE', KEYS[1], 1000) end
+return redis.call('DEL', KEYS[1])
+";
+
+/// How long a replica may hold the right to fetch an answer for all (past it, a crashed
+/// holder no longer makes the others wait).
+const LOCK_TTL: Duration = Duration::from_secs(10);
+/// How often a replica waiting for another's answer looks for it.
+const POLL_INTERVAL: Duration = Duration::from_millis(20);
+
+/// What Redis holds for a key.
+enum Entry {
+    Found(Bytes, Duration),
+    Missing,
+    /// No answer yet, but another replica is fetching it.
+    Fetching,
+}
+
+/// What [`ResponseCache::claim`] found: another replica's answer, or the duty to fetch (with
+/// the lock's token when one was taken).
+pub(crate) enum Claim {
+    Answered(Bytes),
+    Ours(Option<String>),
+}
+
 /// A turn under a shared rate limit: `Ok(wait)`, or `Err(wait)` when the wait would pass the
 /// caller's deadline (and nothing was reserved).
 pub(crate) type SharedTurn = Result<Duration, Duration>;
@@ -455,6 +552,28 @@ impl RedisCache {
         })
     }
 
+    /// Connects and loads the scripts ahead of the first lookup, so that a cold start does not
+    /// spend a lookup's [`REDIS_TIMEOUT`] on them (and trip the breaker).
+    fn warm_up(self: &Arc<Self>) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let this = Arc::clone(self);
+        runtime.spawn(async move {
+            let mut conn = this.manager.clone();
+            let mut load = redis::pipe();
+            for source in [READ_CAPPED, LOCK, POLL, UNLOCK, RESERVE, DRAIN] {
+                load.cmd("SCRIPT").arg("LOAD").arg(source);
+            }
+            let loaded = load.query_async::<Vec<String>>(&mut conn);
+            match tokio::time::timeout(Duration::from_secs(5), loaded).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => this.failed(&e.to_string()),
+                Err(_) => this.failed("no answer in time"),
+            }
+        });
+    }
+
     fn rejected(&self, reason: &'static str) {
         self.metrics
             .cache_rejected
@@ -464,63 +583,91 @@ impl RedisCache {
 
     /// The entry for `key` and how long it has left; `Err` when Redis was skipped or failed.
     async fn get(self: &Arc<Self>, key: &str) -> Result<Option<(Bytes, Duration)>, ()> {
-        if self.open.load(Ordering::Relaxed) {
-            return Err(());
-        }
-        let mut conn = self.manager.clone();
         let redis_key = format!("{REDIS_PREFIX}{key}");
-        let script = redis::Script::new(READ_CAPPED);
-        let mut invocation = script.key(&redis_key);
-        invocation.arg(self.max_entry_bytes);
-        let query = invocation.invoke_async::<redis::Value>(&mut conn);
-        let value = match tokio::time::timeout(REDIS_TIMEOUT, query).await {
-            Ok(Ok(value)) => value,
-            Ok(Err(e)) => {
-                self.failed(&e.to_string());
-                return Err(());
-            }
-            Err(_) => {
-                self.failed("no answer in time");
-                return Err(());
-            }
-        };
+        let value = self
+            .run(
+                READ_CAPPED,
+                &[&redis_key],
+                &[&self.max_entry_bytes.to_string()],
+            )
+            .await
+            .ok_or(())?;
+        Ok(match self.entry(&redis_key, value) {
+            Entry::Found(body, ttl) => Some((body, ttl)),
+            Entry::Missing | Entry::Fetching => None,
+        })
+    }
+
+    /// What a read script answered, checked: entries that are not ours are counted and
+    /// taken as missing.
+    fn entry(&self, redis_key: &str, value: redis::Value) -> Entry {
         let value = match value {
-            redis::Value::Nil => return Ok(None),
+            redis::Value::Nil => return Entry::Missing,
             redis::Value::BulkString(value) => value,
+            redis::Value::Int(-2) => return Entry::Fetching,
             redis::Value::Int(n) if n >= 0 => {
                 self.rejected("oversized");
-                return Ok(None);
+                return Entry::Missing;
             }
             _ => {
                 self.rejected("malformed");
-                return Ok(None);
+                return Entry::Missing;
             }
         };
-        match self.seal.open(&redis_key, &value, unix_millis()) {
-            Ok(Some((body, ttl))) => Ok(Some((Bytes::copy_from_slice(body), ttl))),
-            Ok(None) => Ok(None),
+        match self.seal.open(redis_key, &value, unix_millis()) {
+            Ok(Some((body, ttl))) => Entry::Found(Bytes::copy_from_slice(body), ttl),
+            Ok(None) => Entry::Missing,
             Err(reason) => {
                 self.rejected(reason);
-                Ok(None)
+                Entry::Missing
             }
         }
     }
 
-    /// Runs one of the scripts above on `key`; `None` when Redis is skipped or failed.
-    async fn script<T: redis::FromRedisValue>(
+    /// Takes the right to fetch `key` for all replicas: `Some(true)` when taken, `Some(false)`
+    /// when another replica holds it, `None` when Redis is away.
+    async fn lock(self: &Arc<Self>, key: &str, token: &str) -> Option<bool> {
+        let lock_key = format!("{REDIS_PREFIX}lock:{key}");
+        let ttl = LOCK_TTL.as_millis().to_string();
+        let taken: i64 = self.run(LOCK, &[&lock_key], &[token, &ttl]).await?;
+        Some(taken == 1)
+    }
+
+    /// The entry for `key` once written, `Fetching` while its lock is held.
+    async fn poll(self: &Arc<Self>, key: &str) -> Option<Entry> {
+        let redis_key = format!("{REDIS_PREFIX}{key}");
+        let lock_key = format!("{REDIS_PREFIX}lock:{key}");
+        let cap = self.max_entry_bytes.to_string();
+        let value = self.run(POLL, &[&redis_key, &lock_key], &[&cap]).await?;
+        Some(self.entry(&redis_key, value))
+    }
+
+    /// Gives the lock back: kept a moment after a success (the answer is being written),
+    /// dropped after a failure so the others make their own call at once.
+    async fn unlock(self: &Arc<Self>, key: &str, token: &str, succeeded: bool) {
+        let lock_key = format!("{REDIS_PREFIX}lock:{key}");
+        let succeeded = if succeeded { "1" } else { "0" };
+        let _: Option<i64> = self.run(UNLOCK, &[&lock_key], &[token, succeeded]).await;
+    }
+
+    /// Runs one of the scripts above; `None` when Redis is skipped or failed.
+    async fn run<T: redis::FromRedisValue>(
         self: &Arc<Self>,
         source: &str,
-        key: &str,
-        args: &[f64],
+        keys: &[&str],
+        args: &[&str],
     ) -> Option<T> {
         if self.open.load(Ordering::Relaxed) {
             return None;
         }
         let mut conn = self.manager.clone();
         let script = redis::Script::new(source);
-        let mut invocation = script.key(key);
+        let mut invocation = script.prepare_invoke();
+        for key in keys {
+            invocation.key(*key);
+        }
         for arg in args {
-            invocation.arg(arg.to_string());
+            invocation.arg(*arg);
         }
         let query = invocation.invoke_async::<T>(&mut conn);
         match tokio::time::timeout(REDIS_TIMEOUT, query).await {
@@ -534,6 +681,18 @@ impl RedisCache {
                 None
             }
         }
+    }
+
+    /// Runs a rate-limit script on `key` with numeric arguments.
+    async fn script<T: redis::FromRedisValue>(
+        self: &Arc<Self>,
+        source: &str,
+        key: &str,
+        args: &[f64],
+    ) -> Option<T> {
+        let args: Vec<String> = args.iter().map(f64::to_string).collect();
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        self.run(source, &[key], &args).await
     }
 
     async fn set(self: &Arc<Self>, key: &str, body: &[u8], ttl: Duration) {

@@ -19,7 +19,7 @@ use tokio::time::Instant;
 
 use super::auth::{self, Credentials, SignHash};
 use super::batch::EnrichBatcher;
-use super::cache::{self, CacheConfig, Family, ResponseCache};
+use super::cache::{self, CacheConfig, Claim, Family, ResponseCache};
 use super::error::{Error, Result};
 use super::flight::Flights;
 use super::limits::{self, RateLimits};
@@ -365,13 +365,24 @@ impl Client {
         let this = self.clone();
         let owned = caller.to_owned();
         let (path_owned, key_owned) = (path.to_owned(), key.clone());
+        let cached = !ttl.is_zero();
         let shared = self.inner.flights.run(&key, move || async move {
-            let result = this.fetch(owned, method, path_owned, owned_params).await;
-            if let Ok(body) = &result {
-                if worth_keeping(body) {
-                    this.inner.cache.put(&key_owned, body.clone(), ttl).await;
+            let mut token = None;
+            if cached {
+                match this.inner.cache.claim(&key_owned, owned.deadline).await {
+                    Claim::Answered(body) => {
+                        this.count_coalesced(&path_owned);
+                        return Ok(body);
+                    }
+                    Claim::Ours(taken) => token = taken,
                 }
             }
+            let result = this.fetch(owned, method, path_owned, owned_params).await;
+            let kept = result.as_ref().is_ok_and(|body| worth_keeping(body));
+            if let (Ok(body), true) = (&result, kept) {
+                this.inner.cache.put(&key_owned, body.clone(), ttl).await;
+            }
+            this.inner.cache.release(&key_owned, token, kept);
             result
         });
         let (result, joined) = self.until_deadline(caller, shared).await?;
@@ -654,8 +665,24 @@ impl Client {
         let this = self.clone();
         let owned = caller.to_owned();
         let domain = domain.trim().to_lowercase();
+        let cached = !ttl.is_zero();
+        let key_owned = key.clone();
         let shared = self.inner.flights.run(&key, move || async move {
-            this.inner.batcher.submit(this.clone(), owned, domain).await
+            let mut token = None;
+            if cached {
+                match this.inner.cache.claim(&key_owned, owned.deadline).await {
+                    Claim::Answered(body) => {
+                        this.count_coalesced(ENRICH_PATH);
+                        return Ok(body);
+                    }
+                    Claim::Ours(taken) => token = taken,
+                }
+            }
+            let result = this.inner.batcher.submit(this.clone(), owned, domain).await;
+            // The batch keeps sound answers in the cache itself.
+            let kept = result.as_ref().is_ok_and(|body| worth_keeping(body));
+            this.inner.cache.release(&key_owned, token, kept);
+            result
         });
         let (result, joined) = self.until_deadline(caller, shared).await?;
         if joined {

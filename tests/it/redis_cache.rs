@@ -46,6 +46,10 @@ async fn wait_for(what: &str, mut ready: impl FnMut() -> bool) {
 }
 
 fn start_redis(port: u16) -> Process {
+    start_redis_with(port, &[])
+}
+
+fn start_redis_with(port: u16, more: &[&str]) -> Process {
     let child = Command::new("redis-server")
         .args([
             "--port",
@@ -57,6 +61,7 @@ fn start_redis(port: u16) -> Process {
             "--appendonly",
             "no",
         ])
+        .args(more)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -77,11 +82,20 @@ async fn start_replica_with(
     more: &[&str],
 ) -> ChildServer {
     let redis_url = format!("redis://127.0.0.1:{redis_port}/0");
+    start_replica_at(api_url, &redis_url, cache_secret, more).await
+}
+
+async fn start_replica_at(
+    api_url: &str,
+    redis_url: &str,
+    cache_secret: &str,
+    more: &[&str],
+) -> ChildServer {
     let mut args = vec![
         "--api-url",
         api_url,
         "--cache-url",
-        &redis_url,
+        redis_url,
         "--log-format",
         "json",
     ];
@@ -599,4 +613,73 @@ async fn redis_killed_mid_load_costs_nothing_after_seconds() {
         seen.len(),
         "every lookup was cold"
     );
+}
+
+#[tokio::test]
+async fn an_acl_user_in_the_url_is_used_and_never_shown() {
+    if !redis_present() {
+        return;
+    }
+    const PASSWORD: &str = "SECRET-redis-acl-password";
+    let fake = FakeApi::new().with_user(USER, KEY);
+    let running = fake.spawn().await.unwrap();
+    let port = free_port();
+    let password_rule = format!(">{PASSWORD}");
+    // The default user is off: only `replica`, with its password, may use this Redis.
+    let _redis = start_redis_with(
+        port,
+        &[
+            "--user",
+            "default",
+            "off",
+            "--user",
+            "replica",
+            "on",
+            &password_rule,
+            "~*",
+            "&*",
+            "+@all",
+        ],
+    );
+    wait_for("redis", || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    })
+    .await;
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap();
+    let good = format!("redis://replica:{PASSWORD}@127.0.0.1:{port}/0");
+    let bad = format!("redis://replica:{PASSWORD}-wrong@127.0.0.1:{port}/0");
+    let with_acl = start_replica_at(&running.base_url(), &good, CACHE_SECRET, &[]).await;
+    let refused = start_replica_at(&running.base_url(), &bad, CACHE_SECRET, &[]).await;
+
+    let reply = query(&http, with_acl.port, "google.com").await;
+    assert!(reply.get("error").is_none(), "{reply}");
+    let mut redis = redis::Client::open(good.as_str())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    entry_with(&mut redis, "google.com").await;
+
+    // A wrong password: answers go on from DomainTools, the failure is counted.
+    let reply = query(&http, refused.port, "amazon.com").await;
+    assert!(reply.get("error").is_none(), "{reply}");
+    assert!(metric(&http, refused.port, "misp_domaintools_cache_errors_total").await >= 1.0);
+    for replica in [with_acl, refused] {
+        let text = http
+            .get(format!("http://127.0.0.1:{}/metrics", replica.port))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(!text.contains(PASSWORD));
+        let output = replica.stop_and_collect();
+        assert!(!output.contains(PASSWORD), "{output}");
+        assert!(!output.contains(CACHE_SECRET), "{output}");
+    }
 }

@@ -972,4 +972,16 @@ mod tests {
             Err("malformed")
         );
     }
+
+    #[tokio::test]
+    async fn tls_urls_are_understood_and_the_secret_is_required() {
+        let mut config = CacheConfig {
+            redis_url: Some("rediss://user:pw@127.0.0.1:1/0".into()),
+            ..CacheConfig::default()
+        };
+        let error = ResponseCache::new(&config, 1024, ClientMetrics::default()).unwrap_err();
+        assert!(error.contains("secret"), "{error}");
+        config.redis_secret = Some("sixteen characters at least".into());
+        ResponseCache::new(&config, 1024, ClientMetrics::default()).expect("rediss:// is built in");
+    }
 }

@@ -153,6 +153,80 @@ class Fake:
         self.proc.wait(timeout=10)
 
 
+class Nginx:
+    """Debian's nginx, one worker, serving files with our exact reply bytes: the physical
+    anchor (what answering with those bytes costs a well-tuned static server on this machine).
+    POSTs get the file too (`error_page 405 =200 $uri` turns them into GETs)."""
+
+    def __init__(self, binary, root, files):
+        self.port = free_port()
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        for name, data in files.items():
+            (self.root / name).write_bytes(data)
+        conf = self.root / "nginx.conf"
+        conf.write_text(f"""
+worker_processes 1;
+daemon off;
+pid {self.root}/nginx.pid;
+error_log stderr warn;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    client_body_temp_path {self.root}/body;
+    proxy_temp_path {self.root}/proxy;
+    fastcgi_temp_path {self.root}/fastcgi;
+    uwsgi_temp_path {self.root}/uwsgi;
+    scgi_temp_path {self.root}/scgi;
+    keepalive_requests 1000000;
+    server {{
+        listen 127.0.0.1:{self.port};
+        root {self.root};
+        default_type application/json;
+        location / {{ error_page 405 =200 $uri; }}
+    }}
+}}
+""")
+        self.proc = subprocess.Popen([binary, "-c", str(conf), "-p", str(self.root)],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        started = time.perf_counter()
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    break
+            except OSError:
+                if self.proc.poll() is not None or time.perf_counter() - started > 10:
+                    raise RuntimeError(f"nginx did not start: {self.proc.stderr.read()}")
+                time.sleep(0.02)
+
+    def get(self, path, body=None):
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
+        try:
+            data = json.dumps(body).encode() if body is not None else None
+            conn.request("POST" if body is not None else "GET", path, body=data,
+                         headers={"Content-Type": "application/json"})
+            response = conn.getresponse()
+            return response.status, response.read()
+        finally:
+            conn.close()
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+
+
+def raw_call(port, method, path, body=None):
+    """One request's status and exact body bytes."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        data = json.dumps(body).encode() if body is not None else None
+        conn.request(method, path, body=data, headers={"Content-Type": "application/json"})
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
 class Server:
     """One server under test: ours or the reference, started on a free port."""
 
@@ -177,7 +251,8 @@ class Server:
                 self.proc.wait()
 
 
-def wrk(args, port, path, body_file, connections, duration, pid, fake_pid, distinct=False):
+def wrk(args, port, path, body_file, connections, duration, pid, fake_pid, distinct=False,
+        threads=None):
     env = dict(os.environ, WRK_BODY_FILE=body_file or "", WRK_DISTINCT="1" if distinct else "0")
     before = load()
     cpu_before = (cpu_seconds(pid), cpu_seconds(fake_pid))
@@ -185,7 +260,7 @@ def wrk(args, port, path, body_file, connections, duration, pid, fake_pid, disti
         out = subprocess.run(
             [
                 args.wrk,
-                f"-t{args.threads}",
+                f"-t{threads or args.threads}",
                 f"-c{connections}",
                 f"-d{duration}s",
                 "--timeout",
@@ -299,6 +374,10 @@ def main():
     parser.add_argument("--fake", help="release build of examples/fake_api")
     parser.add_argument("--venv", help="venv with misp-modules and domaintools-misp")
     parser.add_argument("--wrk", default="wrk")
+    parser.add_argument("--nginx", default="/usr/sbin/nginx",
+                        help="nginx binary for the static-file anchor (skipped when missing)")
+    parser.add_argument("--anchor-connections", type=int, default=32,
+                        help="wrk connections of the anchor phases (one wrk thread)")
     parser.add_argument("--duration", type=int, default=10, help="seconds per load phase")
     parser.add_argument("--ref-duration", type=int, default=30,
                         help="seconds per /query phase of the reference (it completes a few "
@@ -448,6 +527,33 @@ def main():
         if has_cache:
             phase("overhead_100ms", servers[-1], "/query", str(body_file), 100)
         fake.latency(0)
+        if has_cache and Path(args.nginx).exists():
+            # The anchor: the same reply bytes from nginx, same wrk settings, same run.
+            cached = servers[2]
+            status_m, modules_bytes = raw_call(cached.port, "GET", "/modules")
+            raw_call(cached.port, "POST", "/query", HOVER)
+            status_q, hover_bytes = raw_call(cached.port, "POST", "/query", HOVER)
+            if status_m != 200 or status_q != 200:
+                raise RuntimeError("ours did not answer the anchor's requests")
+            nginx = Nginx(args.nginx, out_dir / "nginx", {"modules": modules_bytes,
+                                                          "query": hover_bytes})
+            try:
+                if nginx.get("/query", HOVER)[1] != hover_bytes or nginx.get("/modules")[1] != modules_bytes:
+                    raise RuntimeError("nginx does not serve our exact bytes")
+                results["anchor"] = {"reply_bytes": len(hover_bytes),
+                                     "modules_bytes": len(modules_bytes),
+                                     "connections": args.anchor_connections}
+                for name, path, body in (("anchor_modules", "/modules", None),
+                                         ("anchor_hover_cached", "/query", str(body_file))):
+                    for who, port, pid in ((cached.name, cached.port, cached.proc.pid),
+                                           ("nginx", nginx.port, nginx.proc.pid)):
+                        print(f"== {name}: {who} (load {load():.2f})", flush=True)
+                        phases.setdefault(name, {})[who] = wrk(
+                            args, port, path, body, args.anchor_connections, args.duration,
+                            pid, fake.proc.pid, threads=1)
+                        phases[name][who]["upstream_calls"] = 0
+            finally:
+                nginx.stop()
         results["phases"] = phases
         results["rss_after_mib"] = {s.name: proc_status(s.proc.pid) for s in servers}
         results["machine"]["load_at_end"] = os.getloadavg()
@@ -544,6 +650,22 @@ def render(r):
                  ratio(qh[ref]['cpu_s'] / max(qh[ref]['requests'], 1),
                        qh[o]['cpu_s'] / max(qh[o]['requests'], 1))))
 
+    anchor = r.get("anchor")
+    anchor_rows = []
+    if anchor:
+        for phase, label in (("anchor_modules", f"GET /modules ({anchor['modules_bytes']:,} bytes)"),
+                             ("anchor_hover_cached",
+                              f"POST /query hover from the cache ({anchor['reply_bytes']:,} bytes)")):
+            ours_e, nginx_e = p[phase][c], p[phase]["nginx"]
+            anchor_rows.append((f"{label}: requests/s", f"{ours_e['rps']:,.0f}",
+                                f"{nginx_e['rps']:,.0f}",
+                                f"{ours_e['rps'] / nginx_e['rps']:.2f}"))
+            anchor_rows.append((f"{label}: p99 latency (ms)", f"{ours_e['p99_ms']:.2f}",
+                                f"{nginx_e['p99_ms']:.2f}", ""))
+            anchor_rows.append((f"{label}: server CPU per request (µs)",
+                                f"{ours_e['cpu_s'] * 1e6 / max(ours_e['requests'], 1):.1f}",
+                                f"{nginx_e['cpu_s'] * 1e6 / max(nginx_e['requests'], 1):.1f}", ""))
+
     m = r["machine"]
     head = (f"Machine: {m['nproc']} CPUs ({m['cpu']}), {m['mem_gib']} GiB; load average "
             f"{m['load_at_start'][0]:.2f} at start, {m['load_at_end'][0]:.2f} at end. "
@@ -560,6 +682,11 @@ def render(r):
                         f"{total} socket/status errors, {e['upstream_calls']:,} upstream calls, "
                         f"server CPU {e['cpu_s']:.1f} s, fake CPU {e['fake_cpu_s']:.1f} s, "
                         f"load {e['load_before']:.2f}→{e['load_after']:.2f}")
+    if anchor_rows:
+        lines += ["", f"The anchor: nginx (one worker) serving our exact bytes, wrk -t1 "
+                      f"-c{anchor['connections']}, in the same run.", "",
+                  "| Measure | ours (cache on) | nginx | ours ÷ nginx |", "|---|---:|---:|---:|"]
+        lines += ["| " + " | ".join(row) + " |" for row in anchor_rows]
     return head + "\n".join(lines) + "\n\nPer phase:\n" + "\n".join(errs) + "\n"
 
 

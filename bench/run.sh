@@ -28,6 +28,14 @@ if ! command -v wrk >/dev/null; then
   apt-get install -y wrk
 fi
 
+if ! [ -x /usr/sbin/nginx ]; then
+  echo "== nginx (Debian package nginx-light), the static-file anchor"
+  apt-get update
+  apt-get install -y nginx-light
+  # Only the binary is used, started by bench.py on loopback; not the system service.
+  systemctl disable --now nginx 2>/dev/null || service nginx stop 2>/dev/null || true
+fi
+
 echo "== load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 exec python3 bench/bench.py \
   --ours target/release/misp-domaintools \

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::builder::BoolishValueParser;
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use secrecy::ExposeSecret;
+use domaintools::ExposeSecret as _;
 
 use crate::stix::Tlp;
 use domaintools::DEFAULT_BASE_URL;
@@ -91,7 +91,7 @@ impl Config {
 
 /// How the client learns DomainTools' rate limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum RateLimitMode {
+pub(crate) enum RateLimitMode {
     /// From /v1/account, per account, once an hour, plus 503 answers.
     Learn,
     /// From 503 answers only.
@@ -100,7 +100,7 @@ pub enum RateLimitMode {
 
 /// Log line format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
+pub(crate) enum LogFormat {
     /// Human-readable lines.
     Text,
     /// One JSON object per line, for log pipelines.
@@ -168,7 +168,7 @@ pub struct Config {
         default_value_t = 8,
         global = true
     )]
-    pub upstream_timeout: u64,
+    pub(crate) upstream_timeout: u64,
 
     /// Outbound proxy URL for DomainTools calls (default: HTTPS_PROXY/HTTP_PROXY/NO_PROXY).
     #[arg(value_parser = secret, long, env = "MISP_DOMAINTOOLS_PROXY", hide_env_values = true, global = true)]
@@ -199,7 +199,7 @@ pub struct Config {
     #[arg(
         long,
         env = "MISP_DOMAINTOOLS_HEADER_READ_TIMEOUT",
-        default_value_t = 10.0
+        default_value_t = 30.0
     )]
     pub header_read_timeout: f64,
 
@@ -212,7 +212,7 @@ pub struct Config {
     pub body_read_timeout: f64,
 
     /// Seconds a connection with no request in progress stays open.
-    #[arg(long, env = "MISP_DOMAINTOOLS_IDLE_TIMEOUT", default_value_t = 30.0)]
+    #[arg(long, env = "MISP_DOMAINTOOLS_IDLE_TIMEOUT", default_value_t = 60.0)]
     pub idle_timeout: f64,
 
     /// Seconds a client may leave a reply unread before its connection is closed.
@@ -233,25 +233,39 @@ pub struct Config {
 
     /// Size of the in-process response cache, in MiB of cached answers (0 turns it off).
     #[arg(long, env = "MISP_DOMAINTOOLS_CACHE_SIZE_MB", default_value_t = 64)]
-    pub cache_size_mb: u64,
+    pub(crate) cache_size_mb: u64,
+
+    /// Seconds a rendered /query reply is reused for the same request (0: never). A reply
+    /// also lives no longer than the cached DomainTools answers it was made from, and Iris-Detect
+    /// replies are never reused. It bounds clock-dependent text such as a domain's age.
+    #[arg(long, env = "MISP_DOMAINTOOLS_REPLY_CACHE_TTL", default_value_t = 60)]
+    pub reply_cache_ttl: u64,
+
+    /// Memory for reused replies, in MiB (0 turns the reply cache off).
+    #[arg(
+        long,
+        env = "MISP_DOMAINTOOLS_REPLY_CACHE_SIZE_MB",
+        default_value_t = 32
+    )]
+    pub reply_cache_size_mb: u64,
 
     /// Seconds Iris Investigate and Iris Enrich answers are cached (0: not cached).
     #[arg(long, env = "MISP_DOMAINTOOLS_CACHE_TTL_IRIS", default_value_t = 3600)]
-    pub cache_ttl_iris: u64,
+    pub(crate) cache_ttl_iris: u64,
 
     /// Seconds whois-like answers (parsed whois, profile, risk, history, reverse lookups) are
     /// cached (0: not cached).
     #[arg(long, env = "MISP_DOMAINTOOLS_CACHE_TTL_WHOIS", default_value_t = 3600)]
-    pub cache_ttl_whois: u64,
+    pub(crate) cache_ttl_whois: u64,
 
     /// Seconds Iris Detect listings are cached (0, the default: always fresh).
     #[arg(long, env = "MISP_DOMAINTOOLS_CACHE_TTL_DETECT", default_value_t = 0)]
-    pub cache_ttl_detect: u64,
+    pub(crate) cache_ttl_detect: u64,
 
     /// `redis://host:port/db` of a cache shared by several replicas (optional). When Redis is
     /// unreachable the server keeps answering from DomainTools.
     #[arg(value_parser = secret, long, env = "MISP_DOMAINTOOLS_CACHE_URL", hide_env_values = true)]
-    pub cache_url: Option<Secret>,
+    pub(crate) cache_url: Option<Secret>,
 
     /// File holding the Redis URL (when it carries a password).
     #[arg(long, env = "MISP_DOMAINTOOLS_CACHE_URL_FILE")]
@@ -273,7 +287,7 @@ pub struct Config {
         env = "MISP_DOMAINTOOLS_ENRICH_BATCH_WINDOW_MS",
         default_value_t = 10
     )]
-    pub enrich_batch_window_ms: u64,
+    pub(crate) enrich_batch_window_ms: u64,
 
     /// Rate limits: `learn` reads each account's limits from DomainTools (/v1/account, once an
     /// hour) and spaces calls accordingly; `off` only reacts to DomainTools' 503 answers.
@@ -283,7 +297,7 @@ pub struct Config {
         value_enum,
         default_value = "learn"
     )]
-    pub rate_limits: RateLimitMode,
+    pub(crate) rate_limits: RateLimitMode,
 
     /// Seconds a hover request (no event_id) may take: MISP gives up after 5.
     #[arg(long, env = "MISP_DOMAINTOOLS_HOVER_BUDGET", default_value_t = 4.5)]
@@ -293,9 +307,24 @@ pub struct Config {
     #[arg(long, env = "MISP_DOMAINTOOLS_QUERY_BUDGET", default_value_t = 9.5)]
     pub query_budget: f64,
 
+    /// The misp-modules server to serve beside (e.g. http://127.0.0.1:6666): /modules lists
+    /// its modules with ours (ours win a name clash), and /query for a module not served here
+    /// is forwarded to it unchanged. MISP has one module server URL, so this keeps
+    /// misp-modules' own modules (workflows, csvimport, …) working.
+    #[arg(long, env = "MISP_DOMAINTOOLS_MISP_MODULES_URL")]
+    pub misp_modules_url: Option<url::Url>,
+
+    /// Seconds a query forwarded to --misp-modules-url may take (misp-modules' own default).
+    #[arg(
+        long,
+        env = "MISP_DOMAINTOOLS_MISP_MODULES_BUDGET",
+        default_value_t = 300.0
+    )]
+    pub misp_modules_budget: f64,
+
     /// Do not serve GET /metrics.
     #[arg(long, env = "MISP_DOMAINTOOLS_DISABLE_METRICS")]
-    pub disable_metrics: bool,
+    pub(crate) disable_metrics: bool,
 
     /// Log format.
     #[arg(
@@ -305,11 +334,11 @@ pub struct Config {
         default_value = "text",
         global = true
     )]
-    pub log_format: LogFormat,
+    pub(crate) log_format: LogFormat,
 
     /// Log filter (error, warn, info, debug, trace, or per-target directives).
     #[arg(long, env = "RUST_LOG", default_value = "info", global = true)]
-    pub log_level: String,
+    pub(crate) log_level: String,
 
     /// Serve bundled sample data through the built-in fake DomainTools API: no credentials and
     /// no network needed. Every MISP result says it is demo data; `stix` and `opencti` send
@@ -357,7 +386,7 @@ pub enum Command {
 pub struct OpenctiArgs {
     /// URL of the OpenCTI platform (config.yml: opencti.url).
     #[arg(long, env = "OPENCTI_URL")]
-    pub opencti_url: Option<String>,
+    pub(crate) opencti_url: Option<String>,
 
     /// API token of the connector's OpenCTI user (config.yml: opencti.token). The worker's
     /// callbacks must carry the same token.
@@ -370,35 +399,35 @@ pub struct OpenctiArgs {
 
     /// The connector's UUIDv4, unique per instance (config.yml: connector.id).
     #[arg(long, env = "CONNECTOR_ID")]
-    pub connector_id: Option<String>,
+    pub(crate) connector_id: Option<String>,
 
     /// Name shown in OpenCTI [default: DomainTools] (config.yml: connector.name).
     #[arg(long, env = "CONNECTOR_NAME")]
-    pub connector_name: Option<String>,
+    pub(crate) connector_name: Option<String>,
 
     /// Observable types to enrich, comma-separated [default: Domain-Name,IPv4-Addr]
     /// (config.yml: connector.scope).
     #[arg(long, env = "CONNECTOR_SCOPE")]
-    pub connector_scope: Option<String>,
+    pub(crate) connector_scope: Option<String>,
 
     /// Must be INTERNAL_ENRICHMENT when set (config.yml: connector.type).
     #[arg(long, env = "CONNECTOR_TYPE")]
-    pub connector_type: Option<String>,
+    pub(crate) connector_type: Option<String>,
 
     /// Enrich new observables automatically [default: false] (config.yml: connector.auto).
     #[arg(long, env = "CONNECTOR_AUTO", value_parser = BoolishValueParser::new())]
-    pub connector_auto: Option<bool>,
+    pub(crate) connector_auto: Option<bool>,
 
     /// Log level: debug, info, warn (warning) or error; overrides RUST_LOG in this mode
     /// (config.yml: connector.log_level).
     #[arg(long, env = "CONNECTOR_LOG_LEVEL")]
-    pub connector_log_level: Option<String>,
+    pub(crate) connector_log_level: Option<String>,
 
     /// Confidence (0-100) of the relationships created [default: 80]
     /// (config.yml: connector.confidence_level).
     #[arg(long, env = "CONNECTOR_CONFIDENCE_LEVEL",
           value_parser = clap::value_parser!(u8).range(0..=100))]
-    pub connector_confidence_level: Option<u8>,
+    pub(crate) connector_confidence_level: Option<u8>,
 
     /// DomainTools API username; falls back to DOMAINTOOLS_USERNAME
     /// (config.yml: domaintools.api_username). The key is DOMAINTOOLS_API_KEY
@@ -409,7 +438,7 @@ pub struct OpenctiArgs {
     /// Most restrictive TLP of an observable sent to DomainTools [default: TLP:AMBER]
     /// (config.yml: domaintools.max_tlp).
     #[arg(long, env = "DOMAINTOOLS_MAX_TLP")]
-    pub max_tlp: Option<Tlp>,
+    pub(crate) max_tlp: Option<Tlp>,
 
     /// Base URL at which the OpenCTI worker reaches this connector
     /// [default: http://127.0.0.1:<callback port>] (config.yml:
@@ -421,16 +450,57 @@ pub struct OpenctiArgs {
     /// Path of the callback [default: /api/callback] (config.yml:
     /// connector.listen_protocol_api_path).
     #[arg(long, env = "CONNECTOR_LISTEN_PROTOCOL_API_PATH")]
-    pub callback_path: Option<String>,
+    pub(crate) callback_path: Option<String>,
 
     /// Port the callback listens on, at --listen [default: 7070] (config.yml:
     /// connector.listen_protocol_api_port).
     #[arg(long, env = "CONNECTOR_LISTEN_PROTOCOL_API_PORT")]
-    pub callback_port: Option<u16>,
+    pub(crate) callback_port: Option<u16>,
+
+    /// How work arrives: AMQP (the connector's RabbitMQ listen queue) or API (the platform's
+    /// worker posts it to the callback; OpenCTI 6.5.7 or later) [default: AMQP]
+    /// (config.yml: connector.listen_protocol).
+    #[arg(long, env = "CONNECTOR_LISTEN_PROTOCOL")]
+    pub listen_protocol: Option<String>,
+
+    /// How bundles go back: amqp (split onto the push queue) or api (stixBundlePush)
+    /// [default: amqp] (config.yml: connector.queue_protocol).
+    #[arg(long, env = "CONNECTOR_QUEUE_PROTOCOL")]
+    pub queue_protocol: Option<String>,
+
+    /// RabbitMQ host, instead of the one registration returns (config.yml: mq.host).
+    #[arg(long, env = "MQ_HOST")]
+    pub mq_host: Option<String>,
+
+    /// RabbitMQ port, instead of registration's (config.yml: mq.port).
+    #[arg(long, env = "MQ_PORT")]
+    pub mq_port: Option<u16>,
+
+    /// RabbitMQ virtual host, instead of registration's (config.yml: mq.vhost).
+    #[arg(long, env = "MQ_VHOST")]
+    pub mq_vhost: Option<String>,
+
+    /// RabbitMQ over TLS, instead of registration's choice (config.yml: mq.use_ssl).
+    #[arg(long, env = "MQ_USE_SSL", value_parser = BoolishValueParser::new())]
+    pub mq_use_ssl: Option<bool>,
+
+    /// RabbitMQ user, instead of registration's (config.yml: mq.user).
+    #[arg(long, env = "MQ_USER")]
+    pub mq_user: Option<String>,
+
+    /// RabbitMQ password, instead of registration's (config.yml: mq.pass).
+    #[arg(value_parser = secret, long, env = "MQ_PASS", hide_env_values = true)]
+    pub mq_pass: Option<Secret>,
+
+    /// DomainTools product the account has: investigate (Iris Investigate, domains and IPv4
+    /// addresses) or enrich (Iris Enrich, domains only) [default: investigate]
+    /// (config.yml: domaintools.product).
+    #[arg(long, env = "DOMAINTOOLS_PRODUCT")]
+    pub domaintools_product: Option<String>,
 
     /// config.yml to read [default: ./config.yml when it exists].
     #[arg(long = "config", env = "MISP_DOMAINTOOLS_CONFIG")]
-    pub config_file: Option<PathBuf>,
+    pub(crate) config_file: Option<PathBuf>,
 }
 
 #[cfg(test)]
@@ -502,6 +572,8 @@ mod tests {
             "MISP_DOMAINTOOLS_LOG_FORMAT",
             "RUST_LOG",
             "MISP_DOMAINTOOLS_CACHE_SIZE_MB",
+            "MISP_DOMAINTOOLS_REPLY_CACHE_TTL",
+            "MISP_DOMAINTOOLS_REPLY_CACHE_SIZE_MB",
             "MISP_DOMAINTOOLS_CACHE_TTL_IRIS",
             "MISP_DOMAINTOOLS_CACHE_TTL_WHOIS",
             "MISP_DOMAINTOOLS_CACHE_TTL_DETECT",

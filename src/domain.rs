@@ -34,7 +34,7 @@ static SUFFIXES: LazyLock<Node> = LazyLock::new(|| {
 });
 
 /// Builds the suffix table now rather than on the first lookup (it takes a few milliseconds).
-pub fn warm_up() {
+pub(crate) fn warm_up() {
     LazyLock::force(&SUFFIXES);
 }
 

@@ -8,8 +8,11 @@ use serde_json::{json, Map, Value};
 
 use crate::pyfmt;
 
+pub mod stored;
+pub mod validate;
+
 /// The category the reference puts on almost every entry.
-pub const EXTERNAL_ANALYSIS: &str = "External analysis";
+pub(crate) const EXTERNAL_ANALYSIS: &str = "External analysis";
 
 /// One result entry, before rendering.
 #[derive(Debug, Clone, PartialEq)]
@@ -26,6 +29,10 @@ pub struct Entry {
     pub tags: Vec<String>,
     /// MISP categories; `None` leaves the key out, as the reference does for a few entries.
     pub categories: Option<Vec<&'static str>>,
+    /// What the stored form stores instead: a guided-pivot note ("ip address (~258 domains
+    /// share this value.)") is no IP address, so the stored form keeps the value it describes
+    /// with the note in its comment.
+    pub stored_as: Option<Box<Entry>>,
 }
 
 impl Entry {
@@ -44,7 +51,14 @@ impl Entry {
             comment: comment.into(),
             tags: dedup_tags(tags.iter().copied()),
             categories: Some(vec![EXTERNAL_ANALYSIS]),
+            stored_as: None,
         }
+    }
+
+    /// Stores `entry` instead of this one in the stored form (the hover form is unchanged).
+    pub fn stored_as(mut self, entry: Entry) -> Self {
+        self.stored_as = Some(Box::new(entry));
+        self
     }
 
     /// Replaces the categories (`None` removes the key).
@@ -56,7 +70,7 @@ impl Entry {
 
 /// Tags without duplicates, first occurrence first (the reference's order depends on Python's
 /// hash seed; ours is stable: compatibility fix 2).
-pub fn dedup_tags<'a>(tags: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+pub(crate) fn dedup_tags<'a>(tags: impl IntoIterator<Item = &'a str>) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for tag in tags {
         if !out.iter().any(|t| t == tag) {
@@ -137,6 +151,10 @@ pub fn render(entries: &[Entry], form: Form, note: Option<&str>) -> Vec<Value> {
 }
 
 fn render_one(entry: &Entry, form: Form, note: Option<&str>) -> Option<Value> {
+    let entry = match (form, &entry.stored_as) {
+        (Form::Stored, Some(instead)) => instead.as_ref(),
+        _ => entry,
+    };
     let (values, comment) = match form {
         Form::Hover => {
             let mut values = Map::new();
@@ -155,15 +173,20 @@ fn render_one(entry: &Entry, form: Form, note: Option<&str>) -> Option<Value> {
             (json!([value]), stored_comment(&entry.label, &entry.comment))
         }
     };
+    let types: Vec<&str> = match form {
+        Form::Stored => vec![stored_type(entry, values[0].as_str().unwrap_or_default())],
+        Form::Hover => entry.types.clone(),
+    };
     let comment = match note {
         Some(note) => format!("{note} {comment}"),
         None => comment,
     };
     let mut out = Map::new();
-    out.insert("types".into(), json!(entry.types));
-    let categories = entry.categories.as_deref().map(|categories| {
-        valid_categories(entry.types.first().copied().unwrap_or("text"), categories)
-    });
+    out.insert("types".into(), json!(types));
+    let categories = entry
+        .categories
+        .as_deref()
+        .map(|categories| valid_categories(types.first().copied().unwrap_or("text"), categories));
     out.insert("values".into(), values);
     out.insert("comment".into(), Value::String(comment));
     out.insert("tags".into(), json!(entry.tags));
@@ -171,6 +194,36 @@ fn render_one(entry: &Entry, form: Form, note: Option<&str>) -> Option<Value> {
         out.insert("categories".into(), json!(categories));
     }
     Some(Value::Object(out))
+}
+
+/// The type to store a value under where the reference's label says more than its type: an
+/// SSL certificate hash is `x509-fingerprint-sha1`, an ASN `AS`, a mail server host a
+/// `hostname` (the reference types them all `text`). Value-only corrections, and the check that
+/// the value fits, are the stored-form step's ([`stored::prepare`]).
+fn stored_type(entry: &Entry, value: &str) -> &'static str {
+    let declared = entry.types.first().copied().unwrap_or("text");
+    if declared != "text" {
+        return declared;
+    }
+    let label = entry.label.to_lowercase();
+    let value = value.trim();
+    if label.contains("ssl hash")
+        && value.len() == 40
+        && value.bytes().all(|b| b.is_ascii_hexdigit())
+    {
+        "x509-fingerprint-sha1"
+    } else if label.ends_with("asn")
+        && !value.is_empty()
+        && value.bytes().all(|b| b.is_ascii_digit())
+    {
+        "AS"
+    } else if (label.ends_with("server host") || label.ends_with("mx host"))
+        && validate::is_domain(&value.to_lowercase())
+    {
+        "hostname"
+    } else {
+        "text"
+    }
 }
 
 /// The comment of a stored attribute: the reference's comment, with the hover label in front
@@ -187,6 +240,7 @@ fn stored_comment(label: &str, comment: &str) -> String {
 /// be stored under, and each type's default category.
 #[derive(Debug)]
 pub struct Catalogue {
+    categories: HashMap<String, String>,
     categories_of: HashMap<String, HashSet<String>>,
     default_category: HashMap<String, String>,
 }
@@ -197,8 +251,10 @@ pub static CATALOGUE: LazyLock<Catalogue> = LazyLock::new(|| {
         .expect("the bundled describeTypes.json is valid JSON");
     let result = &raw["result"];
     let mut categories_of: HashMap<String, HashSet<String>> = HashMap::new();
+    let mut categories: HashMap<String, String> = HashMap::new();
     if let Some(mappings) = result["category_type_mappings"].as_object() {
         for (category, types) in mappings {
+            categories.insert(category.clone(), category.clone());
             for t in types
                 .as_array()
                 .into_iter()
@@ -219,6 +275,7 @@ pub static CATALOGUE: LazyLock<Catalogue> = LazyLock::new(|| {
         .filter_map(|(t, d)| Some((t.clone(), d["default_category"].as_str()?.to_owned())))
         .collect();
     Catalogue {
+        categories,
         categories_of,
         default_category,
     }
@@ -237,6 +294,18 @@ impl Catalogue {
             .is_some_and(|c| c.contains(category))
     }
 
+    /// The catalogue's own spelling of a type, when MISP knows it.
+    pub fn type_name(&'static self, attribute_type: &str) -> Option<&'static str> {
+        self.default_category
+            .get_key_value(attribute_type)
+            .map(|(t, _)| t.as_str())
+    }
+
+    /// The catalogue's own spelling of a category, when MISP knows it.
+    pub fn category_name(&'static self, category: &str) -> Option<&'static str> {
+        self.categories.get(category).map(String::as_str)
+    }
+
     /// The category MISP proposes for the type.
     pub fn default_category(&self, attribute_type: &str) -> Option<&str> {
         self.default_category
@@ -249,7 +318,7 @@ impl Catalogue {
 /// are valid, or else the type's default. The reference sends a few pairs MISP refuses to
 /// store (`datetime` or `whois-registrant-email` under "External analysis"); we send the
 /// type's default category instead (see docs/compatibility.md).
-pub fn valid_categories(attribute_type: &str, categories: &[&'static str]) -> Vec<String> {
+pub(crate) fn valid_categories(attribute_type: &str, categories: &[&'static str]) -> Vec<String> {
     let valid: Vec<String> = categories
         .iter()
         .filter(|c| CATALOGUE.allows(c, attribute_type))

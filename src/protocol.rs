@@ -5,16 +5,16 @@ use std::time::Duration;
 
 use serde_json::{json, Map, Value};
 
-use crate::misp::Form;
+use crate::misp::{self, Form};
 use crate::modules::{Input, Reply};
 use domaintools::Credentials;
 
 /// The reference's configuration error strings, kept verbatim (MISP admins search for them).
-pub const CONFIG_MISSING: &str = "Configuration is missing from the request.";
+pub(crate) const CONFIG_MISSING: &str = "Configuration is missing from the request.";
 /// See [`CONFIG_MISSING`].
-pub const USERNAME_MISSING: &str = "DomainTools API username is not configured.";
+pub(crate) const USERNAME_MISSING: &str = "DomainTools API username is not configured.";
 /// See [`CONFIG_MISSING`].
-pub const API_KEY_MISSING: &str = "DomainTools API key is not configured.";
+pub(crate) const API_KEY_MISSING: &str = "DomainTools API key is not configured.";
 
 /// Which keys of a `/query` body are read: the top-level ones and those of its `config`
 /// object. Every other key is skipped while parsing, never built into a value.
@@ -266,6 +266,9 @@ pub fn input(
             Value::String(s) => s.clone(),
             Value::Number(n) => n.to_string(),
             Value::Null if key == "data" => String::new(),
+            // An import's `data` is read by the module that needs it (Iris-Import decodes it;
+            // Iris-Detect ignores it, and DomainTools' own test sends `{"dummy": "data"}`).
+            other if key == "data" => other.to_string(),
             _ => return Err(format!("The \"{key}\" value must be a string.")),
         };
         return Ok(Input {
@@ -321,7 +324,7 @@ pub fn credentials(
 }
 
 /// A module's reply as JSON: `results` is always a list; `error` and `comment` when set.
-pub fn reply_json(reply: Reply) -> Value {
+pub(crate) fn reply_json(reply: Reply) -> Value {
     let mut out = Map::new();
     out.insert("results".into(), Value::Array(reply.results));
     if let Some(error) = reply.error {
@@ -333,8 +336,59 @@ pub fn reply_json(reply: Reply) -> Value {
     Value::Object(out)
 }
 
+/// How MISP uses a reply, which decides its last step ([`finish`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Use {
+    /// A hover popover: MISP shows `results` only, never `error`.
+    Hover,
+    /// Stored attributes (enrichment with `event_id`, imports): MISP validates each row and
+    /// puts the top-level `comment` on every row that has none.
+    Stored,
+}
+
+/// The last step of every reply. Stored replies: every row made one MISP keeps
+/// ([`misp::stored::prepare`]), and the top-level summary `comment` becomes one `comment`
+/// attribute of its own, so that MISP does not stamp it on every attribute. Hover replies: an
+/// `error` is also shown as an "Error" entry, because MISP's popover shows only `results`
+/// ("Empty results" otherwise). `demo_note` is the note demo-mode comments start with.
+pub fn finish(reply: Value, usage: Use, demo_note: Option<&str>) -> Value {
+    let Value::Object(mut reply) = reply else {
+        return reply;
+    };
+    let results = match reply.remove("results") {
+        Some(Value::Array(results)) => results,
+        _ => Vec::new(),
+    };
+    let results = match usage {
+        Use::Stored => {
+            let mut results = misp::stored::prepare(results, demo_note);
+            if let Some(Value::String(summary)) = reply.remove("comment") {
+                results.push(json!({
+                    "types": ["comment"],
+                    "values": [summary],
+                    "comment": "Summary of this DomainTools answer",
+                    "tags": ["DomainTools"],
+                    "categories": ["Other"],
+                }));
+            }
+            results
+        }
+        Use::Hover => {
+            let mut results = results;
+            if let Some(Value::String(error)) = reply.get("error") {
+                results.push(json!({"types": ["text"], "values": {"Error": error}}));
+            }
+            results
+        }
+    };
+    let mut out = Map::new();
+    out.insert("results".into(), Value::Array(results));
+    out.extend(reply);
+    Value::Object(out)
+}
+
 /// An error reply: `{"results": [], "error": "…"}` (MISP's bulk enrichment needs `results`).
-pub fn error_json(message: impl Into<String>) -> Value {
+pub(crate) fn error_json(message: impl Into<String>) -> Value {
     json!({"results": [], "error": message.into()})
 }
 
@@ -438,6 +492,14 @@ mod tests {
             "M does not handle this attribute: it takes domain, hostname."
         );
         assert!(input("M", &inputs, &req(json!({"domain": {"x": 1}}))).is_err());
+        let data = vec!["data".to_owned()];
+        assert_eq!(
+            input("M", &data, &req(json!({"data": {"dummy": "data"}})))
+                .unwrap()
+                .value,
+            r#"{"dummy":"data"}"#,
+            "any import data is accepted; the module decides"
+        );
     }
 
     #[test]

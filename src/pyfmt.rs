@@ -5,12 +5,12 @@ use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use serde_json::Value;
 
 /// `record[key]` when Python would call it truthy (not null, false, 0, "", [] or {}).
-pub fn truthy<'a>(record: &'a Value, key: &str) -> Option<&'a Value> {
+pub(crate) fn truthy<'a>(record: &'a Value, key: &str) -> Option<&'a Value> {
     record.get(key).filter(|v| is_truthy(v))
 }
 
 /// Python's truthiness of a JSON value (null, false, 0, "", [] and {} are false).
-pub fn is_truthy(value: &Value) -> bool {
+pub(crate) fn is_truthy(value: &Value) -> bool {
     match value {
         Value::Null => false,
         Value::Bool(b) => *b,
@@ -31,7 +31,7 @@ pub fn list<'a>(record: &'a Value, key: &str) -> &'a [Value] {
 }
 
 /// Python's `str()` of a JSON value as the reference sees it (`True`, `None`, `1.0`, `['a']`).
-pub fn py_str(value: &Value) -> String {
+pub(crate) fn py_str(value: &Value) -> String {
     match value {
         Value::Null => "None".to_owned(),
         Value::Bool(true) => "True".to_owned(),
@@ -66,14 +66,14 @@ fn py_repr(value: &Value) -> String {
 }
 
 /// Python's float repr: shortest round-trip digits, always with a fractional part.
-pub fn py_float(f: f64) -> String {
+pub(crate) fn py_float(f: f64) -> String {
     // Rust's Debug output of f64 is the shortest round-trip form and keeps ".0" like Python.
     format!("{f:?}")
 }
 
 /// Python's `str.title()`: a cased character after an uncased one is upper-cased, every other
 /// cased character lower-cased (`"ip country_code"` → `"Ip Country_Code"`).
-pub fn title(s: &str) -> String {
+pub(crate) fn title(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     let mut previous_cased = false;
     for c in s.chars() {
@@ -91,7 +91,7 @@ pub fn title(s: &str) -> String {
 }
 
 /// Python's `f"{n:,}"` for integers: thousands separated by commas.
-pub fn thousands(n: i64) -> String {
+pub(crate) fn thousands(n: i64) -> String {
     let digits = n.unsigned_abs().to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3 + 1);
     if n < 0 {
@@ -108,7 +108,7 @@ pub fn thousands(n: i64) -> String {
 
 /// The reference's `format_age`: seconds as "N seconds/minutes/hours/days/weeks/months/years",
 /// rounded to one decimal with Python's float repr ("29.2 years", "3.0 days").
-pub fn format_age(seconds: f64) -> String {
+pub(crate) fn format_age(seconds: f64) -> String {
     const MINUTE: f64 = 60.0;
     const HOUR: f64 = 60.0 * MINUTE;
     const DAY: f64 = 24.0 * HOUR;
@@ -138,7 +138,7 @@ fn round1(x: f64) -> f64 {
 
 /// Parses the dates DomainTools returns (`1997-09-15`, `1997-09-15T07:00:00+00:00`,
 /// `1997-09-15 07:00:00`) as a UTC instant; a date alone is midnight UTC.
-pub fn parse_date(s: &str) -> Option<DateTime<Utc>> {
+pub(crate) fn parse_date(s: &str) -> Option<DateTime<Utc>> {
     let s = s.trim();
     if let Ok(dt) = DateTime::parse_from_rfc3339(s) {
         return Some(dt.with_timezone(&Utc));

@@ -34,6 +34,13 @@ pub struct Registered {
     pub inputs: Vec<String>,
 }
 
+impl Registered {
+    /// Whether MISP calls the module as an import (its results are always stored).
+    pub fn is_import(&self) -> bool {
+        self.inputs == ["data"]
+    }
+}
+
 /// The loaded modules and the precomputed `/modules` body.
 #[derive(Debug, Clone)]
 pub struct Registry {
@@ -193,6 +200,7 @@ mod tests {
             name: "X",
             descriptor: r#"{"name":"X","type":"expansion","mispattributes":{"input":["domain"]},"meta":{"module-type":"hover","config":[]}}"#,
             run: MODULES[0].run,
+            replies_live_as: None,
         };
         assert!(Registry::new(&[bad]).unwrap_err().contains("module-type"));
     }

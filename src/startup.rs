@@ -1,6 +1,7 @@
 //! Start-up wiring shared by the commands: the DomainTools client and the server state built
 //! from the settings, and where the `stix` and `opencti` commands send their calls.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -10,7 +11,7 @@ use crate::config::{Config, RateLimitMode};
 use crate::demo::{self, DemoApi};
 use crate::http::body::ByteBudget;
 use crate::http::connections::ConnectionLimits;
-use crate::http::{AppState, Options};
+use crate::http::{AppState, MispModules, MispModulesConfig, Options, ReplyCacheConfig};
 use crate::protocol::DefaultCredentials;
 use crate::registry;
 
@@ -34,6 +35,16 @@ pub(crate) fn build_state(
         hover_budget: seconds(config.hover_budget, "--hover-budget")?,
         query_budget: seconds(config.query_budget, "--query-budget")?,
         metrics_endpoint: !config.disable_metrics,
+        misp_modules: match &config.misp_modules_url {
+            Some(url) => Some(Arc::new(
+                MispModules::new(MispModulesConfig {
+                    url: url.clone(),
+                    budget: seconds(config.misp_modules_budget, "--misp-modules-budget")?,
+                })
+                .map_err(anyhow::Error::msg)?,
+            )),
+            None => None,
+        },
         connections: ConnectionLimits {
             max_connections: config.max_connections as usize,
             header_read_timeout: seconds(config.header_read_timeout, "--header-read-timeout")?,
@@ -44,6 +55,10 @@ pub(crate) fn build_state(
         request_buffer: ByteBudget::new(mib(config.request_buffer_mb)),
         reply_buffer: ByteBudget::new(mib(config.reply_buffer_mb)),
         module_runtime: Some(module_runtime()?),
+        reply_cache: ReplyCacheConfig {
+            ttl: Duration::from_secs(config.reply_cache_ttl),
+            max_bytes: config.reply_cache_size_mb.saturating_mul(1024 * 1024),
+        },
         ..Options::default()
     };
     Ok(AppState::new(registry, client, options))
@@ -103,7 +118,7 @@ pub(crate) fn build_client(
     client_config.cache = CacheConfig {
         ttls: Ttls {
             iris: Duration::from_secs(config.cache_ttl_iris),
-            whois: Duration::from_secs(config.cache_ttl_whois),
+            classic: Duration::from_secs(config.cache_ttl_whois),
             detect: Duration::from_secs(config.cache_ttl_detect),
         },
         max_bytes: config.cache_size_mb.saturating_mul(1024 * 1024),

@@ -7,7 +7,7 @@ use tracing_subscriber::EnvFilter;
 use crate::config::LogFormat;
 
 /// Installs the global subscriber, writing to stdout; a second call (tests) is a no-op.
-pub fn init(level: &str, format: LogFormat) {
+pub(crate) fn init(level: &str, format: LogFormat) {
     let filter = EnvFilter::try_new(level).unwrap_or_else(|_| EnvFilter::new("info"));
     // Colours only for a person at a terminal, never in files or log pipelines.
     let builder = tracing_subscriber::fmt()
@@ -20,7 +20,7 @@ pub fn init(level: &str, format: LogFormat) {
 }
 
 /// Like [`init`], writing to stderr: for commands whose stdout is their output (`stix`).
-pub fn init_stderr(level: &str, format: LogFormat) {
+pub(crate) fn init_stderr(level: &str, format: LogFormat) {
     let filter = EnvFilter::try_new(level).unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

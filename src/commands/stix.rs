@@ -31,6 +31,7 @@ pub async fn run(config: &Config, value: &str) -> anyhow::Result<()> {
         marking: config.marking.unwrap_or(stix::Tlp::Amber),
         ip_domain_limit: config.ip_domain_limit.map_or(100, |limit| limit as usize),
         confidence: None,
+        product: stix::IrisProduct::Investigate,
     };
     let caller = Caller::new(credentials, "DomainTools-STIX");
     let enrichment = stix::enrich(

@@ -41,8 +41,11 @@ impl Default for ConnectionLimits {
     fn default() -> Self {
         Self {
             max_connections: 4096,
-            header_read_timeout: Duration::from_secs(10),
-            idle_timeout: Duration::from_secs(30),
+            // Longer than clients keep idle pooled connections before reusing them in a
+            // burst: a server closing a kept-alive connection as the client sends on it
+            // loses that request.
+            header_read_timeout: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(60),
             write_timeout: Duration::from_secs(30),
         }
     }

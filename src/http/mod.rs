@@ -4,6 +4,11 @@
 pub mod body;
 pub mod connections;
 mod metrics;
+mod misp_modules;
+mod replies;
+
+pub use misp_modules::{MispModules, MispModulesConfig};
+pub use replies::ReplyCacheConfig;
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
@@ -14,7 +19,7 @@ use tokio::time::Instant;
 
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -27,8 +32,9 @@ use tower_http::trace::TraceLayer;
 use domaintools::Client;
 
 use self::metrics::Metrics;
+use self::replies::ReplyCache;
 use crate::misp::Form;
-use crate::modules::{Context, ModuleError, Settings};
+use crate::modules::{Context, ModuleError, Settings, DEMO_NOTE};
 use crate::protocol::{self, DefaultCredentials};
 use crate::registry::Registry;
 
@@ -52,6 +58,8 @@ pub struct Options {
     /// After a shutdown request, how long in-flight requests may take before the server stops
     /// anyway: a client that never finishes sending its request must not keep it up forever.
     pub shutdown_grace: Duration,
+    /// The misp-modules server to serve beside (`--misp-modules-url`), if any.
+    pub misp_modules: Option<Arc<MispModules>>,
     /// Connection limits and timeouts.
     pub connections: connections::ConnectionLimits,
     /// Longest time a request body may take to arrive, in all.
@@ -64,6 +72,8 @@ pub struct Options {
     /// checks, refusals, timeouts) while modules are busy mapping large answers. `None`: the
     /// current runtime.
     pub module_runtime: Option<tokio::runtime::Handle>,
+    /// The cache of rendered replies in front of the modules.
+    pub reply_cache: ReplyCacheConfig,
 }
 
 impl Default for Options {
@@ -79,11 +89,13 @@ impl Default for Options {
             // Within Docker's and systemd's default stop timeouts (10 s and 90 s), and longer
             // than MISP waits for any answer (5 s for a hover, 10 s otherwise).
             shutdown_grace: Duration::from_secs(10),
+            misp_modules: None,
             connections: connections::ConnectionLimits::default(),
             body_read_timeout: Duration::from_secs(30),
             request_buffer: body::ByteBudget::new(64 * 1024 * 1024),
             reply_buffer: body::ByteBudget::new(128 * 1024 * 1024),
             module_runtime: None,
+            reply_cache: ReplyCacheConfig::OFF,
         }
     }
 }
@@ -99,7 +111,8 @@ struct Inner {
     registry: Registry,
     client: Client,
     options: Options,
-    metrics: Metrics,
+    metrics: Arc<Metrics>,
+    replies: Option<ReplyCache>,
 }
 
 impl AppState {
@@ -107,7 +120,8 @@ impl AppState {
     pub fn new(registry: Registry, client: Client, options: Options) -> Self {
         Self {
             inner: Arc::new(Inner {
-                metrics: Metrics::new(client.metrics()),
+                metrics: Arc::new(Metrics::new(client.metrics())),
+                replies: ReplyCache::new(options.reply_cache),
                 registry,
                 client,
                 options,
@@ -192,6 +206,17 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let grace = state.inner.options.shutdown_grace;
+    // The upstream listing is fetched now and every minute in the background: `/modules`
+    // never waits for misp-modules.
+    let _refresher = state.inner.options.misp_modules.clone().map(|upstream| {
+        tracing::info!(misp_modules = %upstream.shown(), "serving beside misp-modules");
+        let refresher = tokio::spawn(misp_modules::keep_fresh(
+            upstream,
+            state.inner.registry.listing(),
+            state.inner.metrics.clone(),
+        ));
+        AbortOnDrop(refresher)
+    });
     let limits = state.inner.options.connections.clone();
     connections::serve(listener, router(state), limits, grace, shutdown).await
 }
@@ -229,11 +254,14 @@ pub async fn shutdown_signal() {
 }
 
 async fn list_modules(State(state): State<AppState>) -> Response {
-    (
-        [(header::CONTENT_TYPE, "application/json")],
-        state.inner.registry.listing(),
-    )
-        .into_response()
+    let listing = state
+        .inner
+        .options
+        .misp_modules
+        .as_ref()
+        .and_then(|upstream| upstream.listing())
+        .unwrap_or_else(|| state.inner.registry.listing());
+    ([(header::CONTENT_TYPE, "application/json")], listing).into_response()
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {
@@ -268,7 +296,7 @@ async fn not_found() -> (StatusCode, Json<Value>) {
 /// because MISP hides the body of anything else. Only a body that is not a JSON object is a 400.
 async fn query_module(
     State(state): State<AppState>,
-    headers: axum::http::HeaderMap,
+    headers: HeaderMap,
     body: axum::body::Body,
 ) -> Response {
     let started = Instant::now();
@@ -293,6 +321,30 @@ async fn query_module(
             return response;
         }
     };
+    let reply_key = state
+        .inner
+        .replies
+        .as_ref()
+        .map(|_| ReplyCache::key(&body.bytes, state.inner.options.demo));
+    if let Some(hit) = reply_key
+        .as_ref()
+        .zip(state.inner.replies.as_ref())
+        .and_then(|(key, replies)| replies.get(key))
+    {
+        state.inner.metrics.reply_cache(true);
+        state
+            .inner
+            .metrics
+            .query(hit.module, "ok", started.elapsed().as_secs_f64());
+        tracing::info!(
+            module.name = hit.module,
+            outcome = "ok",
+            cached = true,
+            duration_ms = started.elapsed().as_secs_f64() * 1000.0,
+            "query answered"
+        );
+        return large_reply(&state, hit.body);
+    }
     let request = match protocol::parse_body(&body.bytes, &state.inner.registry) {
         Ok(request) => request,
         Err(message) => {
@@ -303,21 +355,60 @@ async fn query_module(
         Ok(name) => name.to_owned(),
         Err(message) => return ok(protocol::error_json(message)),
     };
-    let (reply, outcome) = match options.module_runtime.clone() {
-        None => answer(&state, &name, &request, started).await,
-        Some(modules) => {
-            let (task_state, task_name) = (state.clone(), name.clone());
-            let task =
-                AbortOnDrop(modules.spawn(async move {
-                    answer(&task_state, &task_name, &request, started).await
-                }));
-            task.await.unwrap_or_else(|_| {
-                (
-                    protocol::error_json("Internal error in the module; the server logged it."),
-                    "panic",
+    if let Some(upstream) = &state.inner.options.misp_modules {
+        if state.inner.registry.find(&name).is_none() {
+            let content_type = headers.get(header::CONTENT_TYPE).cloned();
+            let forwarded = upstream
+                .forward(
+                    body.bytes.clone(),
+                    content_type,
+                    &name,
+                    &state.inner.metrics,
                 )
-            })
+                .await;
+            let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
+            return match forwarded {
+                Ok(response) => {
+                    let status = response.status().as_u16();
+                    let shown_name = domaintools::classic::shown(&name);
+                    tracing::info!(module.name = %shown_name, status, duration_ms, "query forwarded to misp-modules");
+                    response
+                }
+                Err(message) => ok(protocol::finish(
+                    protocol::error_json(message),
+                    usage_of(&state, &name, &request),
+                    None,
+                )),
+            };
         }
+    }
+    // The module and the serialization of its reply (megabytes for some) run on the module
+    // pool, away from the connections.
+    let run = {
+        let (state, name) = (state.clone(), name.clone());
+        async move {
+            let (reply, outcome) = answer(&state, &name, &request, started).await;
+            let usage = usage_of(&state, &name, &request);
+            let demo_note = state.inner.options.demo.then_some(DEMO_NOTE);
+            let reply = protocol::finish(reply, usage, demo_note);
+            let error = reply
+                .get("error")
+                .and_then(Value::as_str)
+                .map(str::to_owned);
+            (
+                serde_json::to_vec(&reply).unwrap_or_default(),
+                outcome,
+                error,
+            )
+        }
+    };
+    let (reply, outcome, error) = match options.module_runtime.clone() {
+        None => run.await,
+        Some(modules) => AbortOnDrop(modules.spawn(run)).await.unwrap_or_else(|_| {
+            let message = "Internal error in the module; the server logged it.";
+            let reply = serde_json::to_vec(&protocol::error_json(message)).unwrap_or_default();
+            (reply, "panic", Some(message.to_owned()))
+        }),
     };
     drop(body);
     let elapsed = started.elapsed().as_secs_f64();
@@ -332,7 +423,7 @@ async fn query_module(
     // The module name is the client's text: quoted, escaped and cut like in error messages,
     // so it can neither forge log lines nor flood the log.
     let shown_name = domaintools::classic::shown(&name);
-    match reply.get("error").and_then(Value::as_str) {
+    match error {
         Some(error) => {
             tracing::info!(module.name = %shown_name, outcome, duration_ms = elapsed_ms, error, "query answered with an error")
         }
@@ -340,14 +431,31 @@ async fn query_module(
             tracing::info!(module.name = %shown_name, outcome, duration_ms = elapsed_ms, "query answered")
         }
     }
-    large_reply(&state, reply)
+    let lifetime = state.inner.registry.find(&name).and_then(|r| {
+        r.module
+            .replies_live_as
+            .map(|family| (r.module.name, family))
+    });
+    match (state.inner.replies.as_ref(), reply_key, lifetime) {
+        (Some(replies), Some(key), Some((module, family))) if outcome == "ok" => {
+            state.inner.metrics.reply_cache(false);
+            // The bytes served now are the bytes a hit will serve.
+            let body = Bytes::from(reply);
+            replies.put(
+                key,
+                module,
+                body.clone(),
+                state.inner.client.cache_ttl(family),
+            );
+            large_reply(&state, body)
+        }
+        _ => large_reply(&state, Bytes::from(reply)),
+    }
 }
 
 /// A reply, streamed under the reply budget when it is large; when the budget is spent (other
 /// clients have not read theirs yet) the client is told to try again.
-fn large_reply(state: &AppState, reply: Value) -> Response {
-    let bytes = serde_json::to_vec(&reply).unwrap_or_default();
-    drop(reply);
+fn large_reply(state: &AppState, bytes: Bytes) -> Response {
     if bytes.len() <= body::STREAMED_REPLY {
         return ([(header::CONTENT_TYPE, "application/json")], bytes).into_response();
     }
@@ -357,7 +465,7 @@ fn large_reply(state: &AppState, reply: Value) -> Response {
             "The server is sending too many other large replies right now; try again shortly.",
         ));
     };
-    let mut response = Response::new(body::streamed(Bytes::from(bytes), held));
+    let mut response = Response::new(body::streamed(bytes, held));
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,
@@ -383,6 +491,25 @@ impl<T> Future for AbortOnDrop<T> {
 impl<T> Drop for AbortOnDrop<T> {
     fn drop(&mut self) {
         self.0.abort();
+    }
+}
+
+/// Whether MISP stores the reply (an `event_id`, or an import module) or shows it in a hover.
+fn usage_of(
+    state: &AppState,
+    name: &str,
+    request: &serde_json::Map<String, Value>,
+) -> protocol::Use {
+    let stored = protocol::form(request) == Form::Stored
+        || state
+            .inner
+            .registry
+            .find(name)
+            .is_some_and(|r| r.is_import());
+    if stored {
+        protocol::Use::Stored
+    } else {
+        protocol::Use::Hover
     }
 }
 

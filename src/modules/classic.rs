@@ -11,7 +11,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use super::{iris_hover, Context, Input, ModuleError, Reply};
+use super::{iris_record, Context, Input, ModuleError, Reply};
 use crate::misp::{dedup_tags, Entry, Payload, CATALOGUE, EXTERNAL_ANALYSIS};
 use crate::pyfmt::{self, is_truthy, list};
 use domaintools::{classic, ReverseWhoisMode};
@@ -26,9 +26,9 @@ pub enum Flavor {
     Pivot,
 }
 
-/// The reference's input families (its dispatch table, reference §4).
+/// The reference's kinds of input (its dispatch table, reference §4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Family {
+pub(crate) enum InputKind {
     /// `domain`, `hostname`, `url`, `uri`, `text`: reduced to the registrable domain.
     DomainLike,
     /// E-mail addresses, registrant name and phone, creation date: reverse whois.
@@ -39,19 +39,19 @@ pub enum Family {
     Other,
 }
 
-/// The family of a MISP attribute type.
-pub fn family(attribute_type: &str) -> Family {
+/// The kind of input a MISP attribute type is.
+pub(crate) fn input_kind(attribute_type: &str) -> InputKind {
     match attribute_type {
-        "domain" | "hostname" | "url" | "uri" | "text" => Family::DomainLike,
+        "domain" | "hostname" | "url" | "uri" | "text" => InputKind::DomainLike,
         "email-src"
         | "email-dst"
         | "target-email"
         | "whois-registrant-email"
         | "whois-registrant-name"
         | "whois-registrant-phone"
-        | "whois-creation-date" => Family::Contact,
-        "ip-src" | "ip-dst" => Family::Ip,
-        _ => Family::Other,
+        | "whois-creation-date" => InputKind::Contact,
+        "ip-src" | "ip-dst" => InputKind::Ip,
+        _ => InputKind::Other,
     }
 }
 
@@ -59,8 +59,8 @@ pub fn family(attribute_type: &str) -> Family {
 pub(crate) async fn run(ctx: Context, input: Input, flavor: Flavor) -> Result<Reply, ModuleError> {
     let mut failures = Failures::default();
     let caller = ctx.caller();
-    let payload = match family(&input.attribute_type) {
-        Family::DomainLike => {
+    let payload = match input_kind(&input.attribute_type) {
+        InputKind::DomainLike => {
             let domain = lookup_domain(&input)?;
             // The three lookups are independent: ask concurrently, map in the reference's order
             // so entries and de-duplication come out exactly as if they had run one by one.
@@ -81,7 +81,7 @@ pub(crate) async fn run(ctx: Context, input: Input, flavor: Flavor) -> Result<Re
                 ctx.now,
             )
         }
-        Family::Contact => {
+        InputKind::Contact => {
             let terms = input.value.trim();
             if terms.is_empty() {
                 return Err(ModuleError::Input(format!(
@@ -93,14 +93,19 @@ pub(crate) async fn run(ctx: Context, input: Input, flavor: Flavor) -> Result<Re
                 Flavor::Analyze => ReverseWhoisMode::Quote,
                 Flavor::Pivot => ReverseWhoisMode::Purchase,
             };
+            // Read the setting before calling, so a bad value costs no lookup.
+            let results_limit = match flavor {
+                Flavor::Analyze => u64::MAX,
+                Flavor::Pivot => ctx.settings.number("results_limit", 100)?,
+            };
             let answer = ctx.client.reverse_whois(caller, terms, mode).await;
             let mut p = Payload::new();
             if let Some(answer) = failures.take("Reverse Whois", answer) {
-                map_reverse_whois(&mut p, &answer);
+                map_reverse_whois(&mut p, &answer, results_limit);
             }
             p
         }
-        Family::Ip => {
+        InputKind::Ip => {
             // Read the setting before calling, so a bad value costs no lookup.
             let results_limit = match flavor {
                 Flavor::Analyze => 0,
@@ -119,7 +124,7 @@ pub(crate) async fn run(ctx: Context, input: Input, flavor: Flavor) -> Result<Re
             }
             p
         }
-        Family::Other => {
+        InputKind::Other => {
             return Err(ModuleError::Input(format!(
                 "{} has no lookup for {} values; DomainTools-Iris-Pivot can pivot on them.",
                 ctx.module, input.attribute_type
@@ -140,7 +145,7 @@ pub(crate) fn lookup_domain(input: &Input) -> Result<String, ModuleError> {
     if matches!(input.attribute_type.as_str(), "domain" | "hostname") {
         classic::check_host_characters(&input.value).map_err(refused)?;
     }
-    let domain = iris_hover::lookup_domain(&input.value)?;
+    let domain = iris_record::lookup_domain(&input.value)?;
     classic::validate_domain(&domain).map_err(|e| {
         // Say where the refused name came from when it is not the value as given.
         if domain == input.value {
@@ -244,7 +249,7 @@ pub fn map_domain(
 }
 
 /// Parsed whois (`/v1/{domain}/whois/parsed`, the `response` object).
-pub fn map_parsed_whois(
+pub(crate) fn map_parsed_whois(
     p: &mut Payload,
     domain: &str,
     answer: &Value,
@@ -416,7 +421,7 @@ fn map_network_record(p: &mut Payload, pw: &Value) {
 }
 
 /// Domain profile (`/v1/{domain}`): each field when present and not `""` (so 0 is kept).
-pub fn map_domain_profile(p: &mut Payload, answer: &Value) {
+pub(crate) fn map_domain_profile(p: &mut Payload, answer: &Value) {
     let at = |path: &[&str]| {
         path.iter()
             .try_fold(answer, |v, key| v.get(*key))
@@ -514,11 +519,22 @@ pub fn map_risk(p: &mut Payload, answer: &Value) {
     }
 }
 
-/// Reverse whois (`/v1/reverse-whois`): every domain (purchase mode only; no cap, as the
-/// reference), then the current and historic counts.
-pub fn map_reverse_whois(p: &mut Payload, answer: &Value) {
-    for domain in list(answer, "domains") {
-        p.push(
+/// Reverse whois (`/v1/reverse-whois`): the domains (purchase mode only), at most
+/// `results_limit` of them, with a note saying how many exist when some are left out (the
+/// reference listed every one: 25,000 attributes for a big registrant), then the current and
+/// historic counts.
+pub fn map_reverse_whois(p: &mut Payload, answer: &Value, results_limit: u64) {
+    let domains = list(answer, "domains");
+    let mut kept: u64 = 0;
+    let mut distinct = std::collections::HashSet::new();
+    for domain in domains {
+        if !is_truthy(domain) || !distinct.insert(pyfmt::py_str(domain)) {
+            continue;
+        }
+        if kept >= results_limit {
+            continue;
+        }
+        let added = p.push(
             Entry::new(
                 &["domain"],
                 "reverse whois domain",
@@ -528,6 +544,29 @@ pub fn map_reverse_whois(p: &mut Payload, answer: &Value) {
             )
             .categories(None),
         );
+        if added {
+            kept += 1;
+        }
+    }
+    let listed = distinct.len() as u64;
+    if listed > kept {
+        let n = |v: u64| pyfmt::thousands(i64::try_from(v).unwrap_or(i64::MAX));
+        let first = if kept == 1 {
+            "only the first is shown".to_owned()
+        } else {
+            format!("only the first {} are shown", n(kept))
+        };
+        p.push(Entry::new(
+            &["text"],
+            "reverse whois domains",
+            format!(
+                "DomainTools Reverse Whois lists {} domains; {first} (results_limit is {}).",
+                n(listed),
+                n(results_limit)
+            ),
+            "reverse whois domains from DomainTools",
+            &["DomainTools", "reverse whois"],
+        ));
     }
     let Some(counts) = answer.get("domain_count").filter(|v| is_truthy(v)) else {
         return;
@@ -732,7 +771,7 @@ mod tests {
     #[test]
     fn families_follow_the_reference_dispatch_table() {
         for t in ["domain", "hostname", "url", "uri", "text"] {
-            assert_eq!(family(t), Family::DomainLike, "{t}");
+            assert_eq!(input_kind(t), InputKind::DomainLike, "{t}");
         }
         for t in [
             "email-src",
@@ -743,11 +782,11 @@ mod tests {
             "whois-registrant-phone",
             "whois-creation-date",
         ] {
-            assert_eq!(family(t), Family::Contact, "{t}");
+            assert_eq!(input_kind(t), InputKind::Contact, "{t}");
         }
-        assert_eq!(family("ip-src"), Family::Ip);
-        assert_eq!(family("ip-dst"), Family::Ip);
-        assert_eq!(family("x509-fingerprint-sha1"), Family::Other);
+        assert_eq!(input_kind("ip-src"), InputKind::Ip);
+        assert_eq!(input_kind("ip-dst"), InputKind::Ip);
+        assert_eq!(input_kind("x509-fingerprint-sha1"), InputKind::Other);
     }
 
     #[test]
@@ -933,7 +972,7 @@ mod tests {
             &json!({"server": {"ip_address": ""}, "name_servers": []}),
         );
         map_risk(&mut p, &json!({"risk_score": 0, "components": []}));
-        map_reverse_whois(&mut p, &json!({"domain_count": {}}));
+        map_reverse_whois(&mut p, &json!({"domain_count": {}}), 100);
         map_host_domains(&mut p, &json!({"ip_addresses": {}}), Flavor::Pivot, 100);
         map_host_domains(
             &mut p,
@@ -1020,6 +1059,7 @@ mod tests {
         map_reverse_whois(
             &mut p,
             &json!({"domain_count": {"current": 2, "historic": 5}, "domains": ["a.com", "", "b.com", "a.com"]}),
+            100,
         );
         assert_eq!(
             shown(&p),
@@ -1037,6 +1077,33 @@ mod tests {
             "domain count current from DomainTools"
         );
         assert_eq!(p.entries()[3].tags, ["DomainTools", "reverse whois"]);
+    }
+
+    #[test]
+    fn reverse_whois_keeps_results_limit_domains_the_counts_and_says_how_many_exist() {
+        let mut p = Payload::new();
+        map_reverse_whois(
+            &mut p,
+            &json!({"domain_count": {"current": 2, "historic": 5},
+                    "domains": ["a.com", "", "b.com", "c.com", "d.com"]}),
+            2,
+        );
+        assert_eq!(
+            shown(&p),
+            pairs(&[
+                ("reverse whois domain", json!("a.com")),
+                ("reverse whois domain", json!("b.com")),
+                (
+                    "reverse whois domains",
+                    json!("DomainTools Reverse Whois lists 4 domains; only the first 2 are shown (results_limit is 2).")
+                ),
+                ("current domain count", json!(2)),
+                ("historic domain count", json!(5)),
+            ])
+        );
+        let mut all = Payload::new();
+        map_reverse_whois(&mut all, &json!({"domains": ["a.com", "b.com"]}), 2);
+        assert_eq!(all.len(), 2, "no note when nothing is left out");
     }
 
     #[test]
@@ -1128,7 +1195,7 @@ mod tests {
                     now(),
                 );
                 let mut p2 = Payload::new();
-                map_reverse_whois(&mut p2, answer);
+                map_reverse_whois(&mut p2, answer, 100);
                 map_host_domains(&mut p2, answer, flavor, u64::MAX);
                 for form in [crate::misp::Form::Hover, crate::misp::Form::Stored] {
                     crate::misp::render(p.entries(), form, None);

@@ -4,26 +4,27 @@
 
 use serde_json::Value;
 
-use super::classic::{self, Failures, Family};
+use super::classic::{self, Failures, InputKind};
 use super::{Context, Input, Module, ModuleError, Reply};
 use crate::misp::{Entry, Payload};
 use crate::pyfmt;
 
 /// The module's registry entry.
-pub const MODULE: Module = Module {
+pub(crate) const MODULE: Module = Module {
     name: "DomainTools-Historic",
     descriptor: include_str!("../../modules/DomainTools-Historic.json"),
     run: |ctx, input| Box::pin(run(ctx, input)),
+    replies_live_as: Some(domaintools::Family::Classic),
 };
 
 /// What other input types get (the reference silently answered "An unknown error has
 /// occurred" for them).
-pub const SUPPORTED_INPUTS: &str =
+pub(crate) const SUPPORTED_INPUTS: &str =
     "DomainTools-Historic supports domain, hostname, url, uri and text inputs";
 
 /// Hosting history, then whois history, of the value's registrable domain.
 pub async fn run(ctx: Context, input: Input) -> Result<Reply, ModuleError> {
-    if classic::family(&input.attribute_type) != Family::DomainLike {
+    if classic::input_kind(&input.attribute_type) != InputKind::DomainLike {
         return Err(ModuleError::Input(SUPPORTED_INPUTS.to_owned()));
     }
     let domain = classic::lookup_domain(&input)?;
@@ -54,7 +55,7 @@ pub fn map(hosting_history: Option<&Value>, whois_history: Option<&Value>) -> Pa
 /// Hosting history (`/v1/{domain}/hosting-history`): each previous and new IP address, name
 /// server and registrar, commented with its record date. De-duplication keeps the first
 /// (oldest) date of each value. No entry has a category, as in the reference.
-pub fn map_hosting_history(p: &mut Payload, answer: &Value) {
+pub(crate) fn map_hosting_history(p: &mut Payload, answer: &Value) {
     let changes = [
         (
             "ip_history",
@@ -106,7 +107,7 @@ pub fn map_hosting_history(p: &mut Payload, answer: &Value) {
 
 /// Whois history (`/v1/{domain}/whois/history`): every e-mail address found in each past
 /// record's text, commented with the record's date; the first record naming an address wins.
-pub fn map_whois_history(p: &mut Payload, answer: &Value) {
+pub(crate) fn map_whois_history(p: &mut Payload, answer: &Value) {
     for item in pyfmt::list(answer, "history") {
         let record = item
             .get("whois")

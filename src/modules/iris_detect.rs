@@ -2,6 +2,8 @@
 //! MISP event, with the reference's import form (userConfig), its own entry shape, offset
 //! paging up to `results_limit`, and the optional "blocked" escalation of new domains.
 
+use std::collections::HashMap;
+
 use serde_json::{json, Map, Value};
 
 use super::{Context, Input, Module, ModuleError, Reply, Settings, DEMO_NOTE};
@@ -12,18 +14,19 @@ use domaintools::iris_detect::MAX_PAGE_SIZE;
 use domaintools::{DetectList, DetectQuery, EscalationType};
 
 /// The module's registry entry.
-pub const MODULE: Module = Module {
+pub(crate) const MODULE: Module = Module {
     name: "DomainTools-Iris-Detect",
     descriptor: include_str!("../../modules/DomainTools-Iris-Detect.json"),
     run: |ctx, input| Box::pin(run(ctx, input)),
+    replies_live_as: None,
 };
 
 /// Domains imported when `results_limit` is unset: one Detect page, as the reference imported.
-pub const DEFAULT_RESULTS_LIMIT: u64 = 100;
+pub(crate) const DEFAULT_RESULTS_LIMIT: u64 = 100;
 /// The most domains one import reads, whatever `results_limit` says: ten full pages.
-pub const MAX_DOMAINS: u64 = 1_000;
+pub(crate) const MAX_DOMAINS: u64 = 1_000;
 /// The most Detect pages one import reads (pages hold 50 domains with domain data).
-pub const MAX_PAGES: usize = 10;
+pub(crate) const MAX_PAGES: usize = 10;
 /// Ids per escalation request: one page's worth, like the reference's single call.
 const ESCALATION_BATCH: usize = 100;
 
@@ -32,7 +35,7 @@ const DATE_FORMATS: &str = "YYYY-MM-DD or YYYY-MM-DDThh:mm:ss+00:00";
 
 /// The import form's values, checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DetectSettings {
+pub(crate) struct DetectSettings {
     /// `api_endpoint`: which watchlist to import.
     pub list: DetectList,
     /// `test_mode`: Detect's preview (a few results, no hourly limit).
@@ -40,7 +43,7 @@ pub struct DetectSettings {
     /// `monitor_id`: one monitor, or all.
     pub monitor_id: Option<String>,
     /// `risk_score_ranges`: one range such as `70-99`.
-    pub risk_score_range: Option<&'static str>,
+    pub(crate) risk_score_range: Option<&'static str>,
     /// `discovered_date`, sent as `discovered_since` (new list only, like the reference).
     pub discovered_date: Option<String>,
     /// `changed_since` (watched list only, like the reference).
@@ -50,19 +53,19 @@ pub struct DetectSettings {
     /// `escalation_types` (watched list only).
     pub escalation_type: Option<EscalationType>,
     /// `tag_domains_as_blocked`: escalate imported new domains as `blocked`.
-    pub tag_as_blocked: bool,
+    pub(crate) tag_as_blocked: bool,
     /// `include_domain_data`: name servers, mail servers and IPs with each domain.
     pub include_domain_data: bool,
     /// Domains to import at most (`results_limit`, capped at [`MAX_DOMAINS`]).
     pub limit: u64,
     /// `results_limit` as set, to say when [`MAX_DOMAINS`] cut it down.
-    pub requested_limit: u64,
+    pub(crate) requested_limit: u64,
 }
 
 impl DetectSettings {
     /// Reads and checks the form: dates first, in the reference's order, then the selects,
     /// the checkboxes and `results_limit`. Every error names the setting.
-    pub fn from_settings(settings: &Settings) -> Result<Self, ModuleError> {
+    pub(crate) fn from_settings(settings: &Settings) -> Result<Self, ModuleError> {
         let discovered_date = date(settings, "discovered_date")?;
         let changed_since = date(settings, "changed_since")?;
         let escalated_since = date(settings, "escalated_since")?;
@@ -148,7 +151,7 @@ impl DetectSettings {
     }
 
     /// Settings the chosen list does not use (the reference ignored them silently).
-    pub fn unused(&self) -> Vec<&'static str> {
+    pub(crate) fn unused(&self) -> Vec<&'static str> {
         let mut out = Vec::new();
         match self.list {
             DetectList::New => {
@@ -248,7 +251,7 @@ fn date(settings: &Settings, key: &str) -> Result<Option<String>, ModuleError> {
 /// digit, the day may be a space and a digit, the `T` may be lower case, and the date must
 /// exist (year 1 to 9999, February 29 only in leap years, seconds up to 59). Only ASCII digits
 /// are taken (Python would also read other Unicode digits, which the API would not).
-pub fn is_valid_datetime(s: &str) -> bool {
+pub(crate) fn is_valid_datetime(s: &str) -> bool {
     let (date, time) = match s.find(['T', 't']) {
         Some(i) => (&s[..i], Some(&s[i + 1..])),
         None => (s, None),
@@ -308,7 +311,8 @@ async fn run(ctx: Context, _input: Input) -> Result<Reply, ModuleError> {
     // The import's `data` is empty (the form has no paste box): only the settings matter.
     let settings = DetectSettings::from_settings(&ctx.settings)?;
     let listing = read_pages(&ctx, &settings).await?;
-    let (mut results, ids) = map(&listing.domains);
+    let terms = monitored_terms(&ctx, &listing.domains).await;
+    let (mut results, ids) = map_with_terms(&listing.domains, &terms);
     if results.is_empty() {
         return Err(ModuleError::NoResults("No results found.".into()));
     }
@@ -463,13 +467,47 @@ async fn escalate(ctx: &Context, ids: &[String]) -> Result<usize, domaintools::E
 /// own shape (`type` and a string `values`) and are not de-duplicated, as in the reference.
 /// Also returns the watchlist ids of the mapped domains, for the escalation.
 pub fn map(domains: &[Value]) -> (Vec<Value>, Vec<String>) {
+    map_with_terms(domains, &HashMap::new())
+}
+
+/// The monitored terms (by monitor id) of the monitors that found `domains`: one call when
+/// any domain names a monitor. Only the comments need them, so a failure costs the terms, not
+/// the import.
+async fn monitored_terms(ctx: &Context, domains: &[Value]) -> HashMap<String, String> {
+    let named = domains.iter().any(|wd| {
+        wd.get("monitor_ids")
+            .and_then(Value::as_array)
+            .is_some_and(|ids| !ids.is_empty())
+    });
+    if !named {
+        return HashMap::new();
+    }
+    match ctx.client.iris_detect_monitors(ctx.caller()).await {
+        Ok(monitors) => monitors.into_iter().collect(),
+        Err(error) => {
+            tracing::warn!(%error, "Iris Detect monitors unavailable; domains are imported without their monitored terms");
+            HashMap::new()
+        }
+    }
+}
+
+/// [`map`], with each domain's comment naming the monitored terms that found it.
+pub fn map_with_terms(
+    domains: &[Value],
+    terms: &HashMap<String, String>,
+) -> (Vec<Value>, Vec<String>) {
     let mut entries = Vec::new();
     let mut ids = Vec::new();
     for wd in domains {
         let Some(domain) = wd.get("domain").and_then(attribute_value) else {
             continue;
         };
-        entries.push(entry("domain", domain.clone(), &[], None));
+        entries.push(entry(
+            "domain",
+            domain.clone(),
+            &[],
+            Some(domain_comment(wd, terms)),
+        ));
         if let Some(id) = wd.get("id").and_then(attribute_value) {
             ids.push(id);
         }
@@ -492,6 +530,39 @@ pub fn map(domains: &[Value]) -> (Vec<Value>, Vec<String>) {
         }
     }
     (entries, ids)
+}
+
+/// What a watchlist domain's own attribute says about it: the list, when Iris Detect discovered
+/// and last changed it, its risk score and status. (The reply's summary used to be the
+/// import's top-level comment, which MISP put on every domain.)
+fn domain_comment(wd: &Value, terms: &HashMap<String, String>) -> String {
+    let text = |key: &str| wd.get(key).and_then(attribute_value);
+    let day = |key: &str| text(key).map(|d| d.chars().take(10).collect::<String>());
+    let mut parts = vec![match text("state") {
+        Some(state) => format!("Iris Detect {state} domain"),
+        None => "Iris Detect domain".to_owned(),
+    }];
+    if let Some(discovered) = day("discovered_date") {
+        parts.push(format!("discovered {discovered}"));
+    }
+    if let Some(changed) = day("changed_date") {
+        parts.push(format!("changed {changed}"));
+    }
+    if let Some(score) = text("risk_score") {
+        parts.push(format!("risk score {score}"));
+    }
+    if let Some(status) = text("status") {
+        parts.push(status);
+    }
+    let found_by: Vec<&str> = pyfmt::list(wd, "monitor_ids")
+        .iter()
+        .filter_map(Value::as_str)
+        .filter_map(|id| terms.get(id).map(String::as_str))
+        .collect();
+    if !found_by.is_empty() {
+        parts.push(format!("monitored term {}", found_by.join(", ")));
+    }
+    parts.join(", ")
 }
 
 /// A value MISP can store: a non-empty string (numbers are written out), nothing else.
@@ -820,7 +891,8 @@ mod tests {
         assert_eq!(
             entries[0],
             json!({"categories": ["External analysis"], "type": "domain",
-                   "values": "googletydep.com", "tags": ["DomainTools", "Iris Detect"]})
+                   "values": "googletydep.com", "tags": ["DomainTools", "Iris Detect"],
+                   "comment": "Iris Detect new domain, discovered 2025-04-05, changed 2025-04-05, risk score 100, active"})
         );
         assert_eq!(ids[0], "ka0oL0AegW");
         for e in &entries {
@@ -851,7 +923,7 @@ mod tests {
         assert_eq!(
             shown,
             [
-                ("domain", "a.example", "-", "-"),
+                ("domain", "a.example", "Iris Detect domain", "-"),
                 (
                     "domain",
                     "ns1.shared.example",
@@ -865,7 +937,7 @@ mod tests {
                     "Mail Host"
                 ),
                 ("ip-src", "192.0.2.1", "IP a.example", "IP"),
-                ("domain", "b.example", "-", "-"),
+                ("domain", "b.example", "Iris Detect domain", "-"),
                 (
                     "domain",
                     "ns1.shared.example",
@@ -890,7 +962,10 @@ mod tests {
     fn demo_mode_marks_every_entry() {
         let (mut entries, _) = map(&[json!({"domain": "a.example", "ip": [{"ip": "192.0.2.1"}]})]);
         mark_demo(&mut entries);
-        assert_eq!(entries[0]["comment"], DEMO_NOTE);
+        assert_eq!(
+            entries[0]["comment"],
+            format!("{DEMO_NOTE} Iris Detect domain")
+        );
         assert_eq!(entries[1]["comment"], format!("{DEMO_NOTE} IP a.example"));
     }
 

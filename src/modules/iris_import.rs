@@ -6,24 +6,26 @@ use base64::alphabet;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use base64::Engine as _;
 
-use super::iris_search::{self, Stop};
+use super::iris_search;
 use super::{Context, Input, Module, ModuleError, Reply};
 use crate::misp::Form;
 use crate::pyfmt;
+use domaintools::Stop;
 
 /// The module's registry entry.
-pub const MODULE: Module = Module {
+pub(crate) const MODULE: Module = Module {
     name: "DomainTools-Iris-Import",
     descriptor: include_str!("../../modules/DomainTools-Iris-Import.json"),
     run: |ctx, input| Box::pin(run(ctx, input)),
+    replies_live_as: Some(domaintools::Family::Iris),
 };
 
 /// Domains imported when `results_limit` is unset (the compatibility policy's default; the
 /// reference required the setting).
-pub const DEFAULT_RESULTS_LIMIT: u64 = 100;
+pub(crate) const DEFAULT_RESULTS_LIMIT: u64 = 100;
 
 /// The reference's message for an empty paste, kept verbatim.
-pub const EMPTY_QUERY: &str = "Query is empty. Please input a valid search hash.";
+pub(crate) const EMPTY_QUERY: &str = "Query is empty. Please input a valid search hash.";
 
 /// MISP's base64, read leniently: padding optional (the reference's decoder insisted on it).
 const BASE64: GeneralPurpose = GeneralPurpose::new(
@@ -51,7 +53,8 @@ async fn run(ctx: Context, input: Input) -> Result<Reply, ModuleError> {
     .await?;
     let payload = iris_search::domain_entries(&collected.records);
     let imported = collected.records.len();
-    let note = collected.truncation_note("this search hash", "imported", imported, limit);
+    let note =
+        iris_search::truncation_note(&collected, "this search hash", "imported", imported, limit);
     let (error, comment) = match (&collected.stopped_early, note) {
         (Some(Stop::Failed(_)), note) => (note, None),
         (_, Some(note)) => (None, Some(note)),

@@ -4,24 +4,27 @@
 
 use serde_json::Value;
 
-use super::iris_hover::check_response;
-use super::iris_search::{self, Stop};
+use super::iris_error;
+use super::iris_record::checked_domain;
+use super::iris_search;
 use super::{Context, Input, Module, ModuleError, Reply};
 use crate::misp::{Entry, Payload, EXTERNAL_ANALYSIS};
 use crate::pyfmt;
 use crate::pyfmt::{is_truthy, list, truthy};
+use domaintools::Stop;
 
 /// The module's registry entry.
-pub const MODULE: Module = Module {
+pub(crate) const MODULE: Module = Module {
     name: "DomainTools-Iris-Pivot",
     descriptor: include_str!("../../modules/DomainTools-Iris-Pivot.json"),
     run: |ctx, input| Box::pin(run(ctx, input)),
+    replies_live_as: Some(domaintools::Family::Iris),
 };
 
 /// Connections shared with fewer domains than this are tagged "Guided Pivot" (reference).
 pub const DEFAULT_GUIDED_PIVOT_THRESHOLD: u64 = 300;
 /// Connected domains shown for a non-domain pivot when `results_limit` is unset.
-pub const DEFAULT_RESULTS_LIMIT: u64 = 100;
+pub(crate) const DEFAULT_RESULTS_LIMIT: u64 = 100;
 
 const IRIS_TAGS: [&str; 2] = ["DomainTools", "Iris"];
 const ATTRIBUTION: &str = "Attribution";
@@ -33,12 +36,12 @@ pub struct Pivot {
     /// The Iris Investigate parameter.
     pub parameter: &'static str,
     /// What the value is, for messages ("this IP address").
-    pub subject: &'static str,
+    pub(crate) subject: &'static str,
 }
 
 /// The pivot for a MISP attribute type other than `domain`, or `None` when Iris-Pivot does
 /// not take that type.
-pub fn pivot_for(attribute_type: &str) -> Option<Pivot> {
+pub(crate) fn pivot_for(attribute_type: &str) -> Option<Pivot> {
     let (parameter, subject) = match attribute_type {
         "ip-src" | "ip-dst" => ("ip", "this IP address"),
         "whois-registrant-email" | "email-dst" | "email-src" => ("email", "this email address"),
@@ -80,7 +83,13 @@ async fn run(ctx: Context, input: Input) -> Result<Reply, ModuleError> {
     let collected =
         iris_search::collect(&ctx, &[(pivot.parameter, value)], limit, no_results).await?;
     let payload = map_connected(&collected.records, collected.total(), pivot.subject);
-    let note = collected.truncation_note(pivot.subject, "shown", collected.records.len(), limit);
+    let note = iris_search::truncation_note(
+        &collected,
+        pivot.subject,
+        "shown",
+        collected.records.len(),
+        limit,
+    );
     // A page that failed midway is an error next to the partial results; a cap is not.
     let (error, comment) = match collected.stopped_early {
         Some(Stop::Failed(_)) => (note, None),
@@ -98,12 +107,12 @@ async fn run_domain(ctx: Context, input: Input) -> Result<Reply, ModuleError> {
     let threshold = ctx
         .settings
         .number("guided_pivot_threshold", DEFAULT_GUIDED_PIVOT_THRESHOLD)?;
-    let domain = super::iris_hover::checked_domain(&input.value)?;
+    let domain = checked_domain(&input.value)?;
     let response = ctx
         .client
         .iris_investigate(ctx.caller(), &[("domain", domain.as_str())])
-        .await?;
-    check_response(&response)?;
+        .await
+        .map_err(iris_error)?;
     let record = response
         .results
         .last()

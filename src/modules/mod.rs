@@ -6,10 +6,10 @@ pub mod classic;
 pub mod historic;
 pub mod iris_detect;
 pub mod iris_enrich;
-pub mod iris_hover;
-pub mod iris_import;
-pub mod iris_investigate;
+pub(crate) mod iris_import;
+pub(crate) mod iris_investigate;
 pub mod iris_pivot;
+pub mod iris_record;
 pub mod iris_search;
 pub mod pivot;
 
@@ -22,10 +22,10 @@ use domaintools::classic::shown;
 use domaintools::{Caller, Client, Credentials};
 
 /// What the comment of every demo-mode entry starts with.
-pub const DEMO_NOTE: &str = "[DEMO DATA, not live DomainTools results]";
+pub(crate) const DEMO_NOTE: &str = "[DEMO DATA, not live DomainTools results]";
 
 /// Runs a module on one request.
-pub type RunFn = fn(Context, Input) -> BoxFuture<'static, Result<Reply, ModuleError>>;
+pub(crate) type RunFn = fn(Context, Input) -> BoxFuture<'static, Result<Reply, ModuleError>>;
 
 /// A module: its MISP name, its descriptor (exactly what `/modules` serves for it, from the
 /// top-level `modules/` folder) and its handler.
@@ -34,9 +34,13 @@ pub struct Module {
     /// The misp-modules name, e.g. `DomainTools-Iris-Enrich`.
     pub name: &'static str,
     /// The JSON descriptor, embedded at build time.
-    pub descriptor: &'static str,
+    pub(crate) descriptor: &'static str,
     /// The handler.
     pub run: RunFn,
+    /// Whose cache lifetime bounds how long a rendered reply of this module may be reused
+    /// (the reply cache in front of the modules); `None`: never reused (Iris-Detect changes
+    /// DomainTools state and reads lists that change minute by minute).
+    pub replies_live_as: Option<domaintools::Family>,
 }
 
 /// Everything a module needs for one request.
@@ -109,6 +113,23 @@ pub enum ModuleError {
     /// DomainTools failed.
     #[error(transparent)]
     Upstream(#[from] domaintools::Error),
+}
+
+/// How the Iris modules word the problems Iris reports inside a 200 answer (the classic
+/// modules keep the client's own wording, as the reference does).
+pub(crate) fn iris_error(error: domaintools::Error) -> ModuleError {
+    match error {
+        domaintools::Error::LimitExceeded { message } => ModuleError::NoResults(format!(
+            "DomainTools Iris limit exceeded: {}",
+            message
+                .as_deref()
+                .unwrap_or("the query matched too many domains")
+        )),
+        domaintools::Error::Reported { message, .. } => {
+            ModuleError::NoResults(format!("DomainTools Iris: {message}"))
+        }
+        other => ModuleError::Upstream(other),
+    }
 }
 
 /// The request's `config` object, without the `api_key` (which becomes the request's

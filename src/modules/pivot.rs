@@ -5,10 +5,11 @@ use super::classic::{self, Flavor};
 use super::{Context, Input, Module, ModuleError, Reply};
 
 /// The module's registry entry.
-pub const MODULE: Module = Module {
+pub(crate) const MODULE: Module = Module {
     name: "DomainTools-Pivot",
     descriptor: include_str!("../../modules/DomainTools-Pivot.json"),
     run: |ctx, input| Box::pin(run(ctx, input)),
+    replies_live_as: Some(domaintools::Family::Classic),
 };
 
 /// Domains: parsed whois, domain profile and risk (as Analyze); contact values: the purchased

@@ -1,47 +1,45 @@
-//! The running connector: registration (retried while the platform is unreachable), the
-//! callback the OpenCTI worker posts enrichment requests to, the jobs that enrich and report,
-//! and the ping that keeps the connector marked alive.
+//! The running connector: the platform's release, registration (both retried while the
+//! platform is unreachable), the ping that keeps the connector marked alive, and the listener
+//! that takes the work: the listen queue on RabbitMQ (`CONNECTOR_LISTEN_PROTOCOL=AMQP`, pycti's
+//! default) or the callback the platform's worker posts to (`API`).
 //!
-//! The worker waits at most 300 s for an answer and sends the request again when it gets none,
-//! so the callback answers 202 as soon as the request is authenticated and queued; the work's
-//! outcome goes to the platform through `workEdit`, never through the HTTP answer.
+//! Stopping never loses accepted work: a queue message is acknowledged only once its work is
+//! done and reported, and the callback answers 202 only then too (as pycti does), so whatever
+//! is cut short by the stop is given again, by the broker or by the worker, which retries any
+//! request that got no 202. The stop takes at most [`STOP_GRACE`], inside Docker's 10 s.
 
-use domaintools::ExposeSecret;
-use std::future::Future;
+use std::future::{Future, IntoFuture as _};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
+use axum::extract::{Request, State};
+use axum::http::{header, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use chrono::Utc;
 use serde_json::{json, Value};
-use subtle::ConstantTimeEq;
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, watch, Semaphore};
+use tokio::sync::{watch, Semaphore};
 
-use super::graphql::{Marking, Platform};
-use super::settings::ConnectorSettings;
-use crate::config::Secret;
-use crate::stix::{self, Observable, ObservableKind, Tlp};
-use domaintools::{Caller, Client, Credentials};
+use super::amqp::{self, Broker, PushTarget};
+use super::auth::CallbackAuth;
+use super::graphql::{requests::Registration, Platform, PlatformError, Release};
+use super::message::WorkMessage;
+use super::settings::{ConnectorSettings, ListenProtocol, QueueProtocol};
+use super::work::{Push, Worker};
+use domaintools::ExposeSecret as _;
+use domaintools::{Client, Credentials};
 
-/// Requests accepted but not yet started; past this the callback answers 503 and the worker
-/// sends the request again later, instead of this process holding an unbounded backlog.
-const QUEUE_CAPACITY: usize = 64;
-/// Largest callback body: messages carry the entity's STIX objects.
-const MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
+/// Largest work message taken: the platform's own messages are a few kilobytes (the entity is
+/// named, not included, with `enrichment_resolution: none`); a playbook step's carries the
+/// bundle flowing through the playbook, which stays well under this.
+pub const MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
 /// Longest wait for GraphQL calls (a bundle push included).
 const PLATFORM_TIMEOUT: Duration = Duration::from_secs(60);
-/// How long, at shutdown, jobs under way may take to finish.
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
-/// `app_name` reported to DomainTools.
-const APP_NAME: &str = "DomainTools-OpenCTI-Enrichment";
+/// How long, once told to stop, work under way may take to finish; the rest is given again.
+pub const STOP_GRACE: Duration = Duration::from_secs(7);
 
 /// Runs the connector until `shutdown` completes. `client` and `credentials` reach DomainTools.
 pub async fn run(
@@ -56,48 +54,81 @@ pub async fn run(
         let _ = stop_tx.send(true);
     });
 
-    let platform = Platform::new(
+    let mut platform = Platform::new(
         &settings.opencti_url,
         settings.opencti_token.clone(),
         PLATFORM_TIMEOUT,
     )
     .context("OpenCTI client")?;
+    let Some(release) = until_ready("learn the OpenCTI version", stop.clone(), || {
+        let mut probe = platform.clone();
+        async move { probe.learn_release().await }
+    })
+    .await?
+    else {
+        return Ok(());
+    };
+    platform.release = release;
+    check_release(&settings, release)?;
+
+    // Bound in both modes: with AMQP it answers only the health check (the container's
+    // `misp-domaintools healthcheck --port`).
     let listener = TcpListener::bind((settings.listen.as_str(), settings.callback_port))
         .await
         .with_context(|| {
             format!(
-                "cannot listen on {}:{} for the OpenCTI callback",
+                "cannot listen on {}:{} for the OpenCTI callback and health check",
                 settings.listen, settings.callback_port
             )
         })?;
-    let callback_uri = callback_uri(&settings, listener.local_addr()?);
-
-    let input = json!({
-        "id": settings.connector_id,
-        "name": settings.name,
-        "type": "INTERNAL_ENRICHMENT",
-        "scope": settings.scope,
-        "auto": settings.auto,
-        "auto_update": false,
-        "enrichment_resolution": "none",
-        "only_contextual": false,
-        // Playbook steps expect the bundle back through playbookStepExecution, which this
-        // connector does not implement: the platform must not offer it in playbooks.
-        "playbook_compatible": false,
-        "listen_callback_uri": callback_uri,
-    });
-    let Some(registered) = register(&platform, input, stop.clone()).await? else {
+    let callback_uri = match settings.listen_protocol {
+        ListenProtocol::Api => Some(callback_uri(&settings, listener.local_addr()?)),
+        ListenProtocol::Amqp => None,
+    };
+    let registration = Registration {
+        id: settings.connector_id.clone(),
+        name: settings.name.clone(),
+        scope: settings.scope.clone(),
+        auto: settings.auto,
+        playbook_compatible: true,
+        listen_callback_uri: callback_uri.clone(),
+    };
+    let Some(registered) = until_ready("register with OpenCTI", stop.clone(), || {
+        let platform = platform.clone();
+        let registration = registration.clone();
+        async move { platform.register(&registration).await }
+    })
+    .await?
+    else {
         return Ok(());
     };
+    if registered.id.is_empty() {
+        anyhow::bail!("OpenCTI registered the connector without an id");
+    }
     tracing::info!(
         connector.id = %registered.id,
         connector.name = %settings.name,
-        callback = %callback_uri,
+        opencti.version = %release,
+        listen = %settings.listen_protocol,
+        queue = %settings.queue_protocol,
+        callback = callback_uri.as_deref().unwrap_or("-"),
         scope = ?settings.scope,
         max_tlp = %settings.max_tlp,
-        "registered with OpenCTI; waiting for enrichment requests (no RabbitMQ connection: \
-         the platform's worker posts them to the callback)"
+        "registered with OpenCTI; waiting for enrichment requests"
     );
+
+    let broker = needs_broker(&settings)
+        .then(|| Broker::new(settings.mq.apply(&registered.config.connection)));
+    let push = match (settings.queue_protocol, &broker) {
+        (QueueProtocol::Amqp, Some(broker)) => Push::Amqp {
+            broker: broker.clone(),
+            target: PushTarget {
+                exchange: registered.config.push_exchange.clone(),
+                routing: registered.config.push_routing.clone(),
+            },
+        },
+        _ => Push::Api,
+    };
 
     let ping = tokio::spawn(ping_loop(
         platform.clone(),
@@ -113,53 +144,98 @@ pub async fn run(
         client,
         credentials,
         connector_id: registered.id.clone(),
+        connector_user_id: registered.connector_user_id.clone(),
         settings: settings.clone(),
+        push,
     });
-    let (queue, mut requests) = mpsc::channel::<Value>(QUEUE_CAPACITY);
-    let permits = Arc::new(Semaphore::new(concurrency));
-    let dispatch_permits = permits.clone();
-    let dispatcher = tokio::spawn(async move {
-        while let Some(message) = requests.recv().await {
-            let Ok(permit) = dispatch_permits.clone().acquire_owned().await else {
-                break;
-            };
-            let worker = worker.clone();
-            tokio::spawn(async move {
-                worker.process(message).await;
-                drop(permit);
-            });
+
+    match settings.listen_protocol {
+        ListenProtocol::Api => {
+            let auth = CallbackAuth::new(
+                settings.opencti_token.expose_secret(),
+                registered.jwks.as_ref(),
+            )
+            .context("OpenCTI registration")?;
+            if auth.has_platform_keys() {
+                tracing::info!("callbacks are checked against the platform's keys (OpenCTI 7)");
+            }
+            serve_callback(listener, &settings, auth, worker, concurrency, stop).await?;
         }
-    });
-
-    let state = CallbackState {
-        token: settings.opencti_token.clone(),
-        path: Arc::from(settings.callback_path.as_str()),
-        queue,
-    };
-    let router = Router::new()
-        .route("/healthcheck", get(healthcheck))
-        .fallback(callback)
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .with_state(state);
-    let mut serve_stop = stop.clone();
-    axum::serve(listener, router)
-        .with_graceful_shutdown(async move {
-            let _ = serve_stop.wait_for(|stopped| *stopped).await;
-        })
-        .await
-        .context("OpenCTI callback server")?;
-
-    // The router (and with it the queue's sender) is gone: finish what was accepted.
-    ping.abort();
-    let drained = tokio::time::timeout(DRAIN_TIMEOUT, async {
-        let _ = dispatcher.await;
-        let _ = permits.acquire_many(concurrency as u32).await;
-    })
-    .await;
-    if drained.is_err() {
-        tracing::warn!("stopping with enrichments still under way; their works stay unfinished");
+        ListenProtocol::Amqp => {
+            let Some(broker) = broker else {
+                anyhow::bail!("AMQP listening without a broker");
+            };
+            let queue = registered.config.listen.clone();
+            if queue.is_empty() {
+                anyhow::bail!("OpenCTI registered the connector without a listen queue");
+            }
+            let mut health_stop = stop.clone();
+            let health = tokio::spawn(
+                axum::serve(
+                    listener,
+                    Router::new().route("/healthcheck", get(healthcheck)),
+                )
+                .with_graceful_shutdown(async move {
+                    let _ = health_stop.wait_for(|stopped| *stopped).await;
+                })
+                .into_future(),
+            );
+            let handle_worker = worker.clone();
+            amqp::consume(
+                &broker,
+                &queue,
+                u16::try_from(concurrency).unwrap_or(u16::MAX),
+                STOP_GRACE,
+                stop,
+                move |taken| {
+                    let worker = handle_worker.clone();
+                    async move {
+                        if taken.data.len() > MAX_MESSAGE_BYTES {
+                            tracing::warn!(bytes = taken.data.len(), "dropped a work message larger than the limit");
+                            taken.reject().await;
+                            return;
+                        }
+                        match WorkMessage::parse(&taken.data) {
+                            Ok(message) => {
+                                worker.process(message).await;
+                                taken.ack().await;
+                            }
+                            Err(error) => {
+                                tracing::warn!(%error, "dropped a message that is not a work message");
+                                taken.reject().await;
+                            }
+                        }
+                    }
+                },
+            )
+            .await;
+            health.abort();
+        }
     }
+    ping.abort();
     tracing::info!("OpenCTI connector stopped");
+    Ok(())
+}
+
+fn needs_broker(settings: &ConnectorSettings) -> bool {
+    settings.listen_protocol == ListenProtocol::Amqp
+        || settings.queue_protocol == QueueProtocol::Amqp
+}
+
+/// What the release cannot do with these settings stops the start, with what to change.
+fn check_release(settings: &ConnectorSettings, release: Release) -> anyhow::Result<()> {
+    if settings.listen_protocol == ListenProtocol::Api && !release.has_listen_callback() {
+        anyhow::bail!(
+            "OpenCTI {release} cannot post work to a connector (listen_callback_uri came in 6.5.7): \
+             set CONNECTOR_LISTEN_PROTOCOL=AMQP"
+        );
+    }
+    if settings.queue_protocol == QueueProtocol::Api && !release.has_bundle_push() {
+        anyhow::bail!(
+            "OpenCTI {release} takes no bundles over its API (stixBundlePush): set \
+             CONNECTOR_QUEUE_PROTOCOL=amqp"
+        );
+    }
     Ok(())
 }
 
@@ -184,28 +260,30 @@ fn callback_uri(settings: &ConnectorSettings, bound: SocketAddr) -> String {
     format!("{}{}", base.trim_end_matches('/'), settings.callback_path)
 }
 
-/// Registers, trying again while the platform is unreachable or restarting; `None` when
-/// shutdown came first. A refusal (a wrong token, an unknown field) is final.
-async fn register(
-    platform: &Platform,
-    input: Value,
+/// Calls `attempt` until it succeeds, trying again while the platform is unreachable or
+/// restarting; `None` when shutdown came first. A refusal (a wrong token, an unknown field)
+/// is final.
+async fn until_ready<T, F, Fut>(
+    what: &str,
     mut stop: watch::Receiver<bool>,
-) -> anyhow::Result<Option<super::graphql::Registered>> {
+    attempt: F,
+) -> anyhow::Result<Option<T>>
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Result<T, PlatformError>>,
+{
     let mut delay = Duration::from_secs(2);
     loop {
-        let attempt = tokio::select! {
-            result = platform.register(input.clone()) => result,
+        let outcome = tokio::select! {
+            result = attempt() => result,
             _ = stop.wait_for(|stopped| *stopped) => return Ok(None),
         };
-        match attempt {
-            Ok(registered) if !registered.id.is_empty() => return Ok(Some(registered)),
-            Ok(_) => anyhow::bail!("OpenCTI registered the connector without an id"),
+        match outcome {
+            Ok(value) => return Ok(Some(value)),
             Err(error) if error.is_transient() => {
-                tracing::warn!(%error, retry_in_s = delay.as_secs(), "cannot register with OpenCTI yet");
+                tracing::warn!(%error, retry_in_s = delay.as_secs(), "cannot {what} yet");
             }
-            Err(error) => {
-                return Err(anyhow::anyhow!(error).context("registering with OpenCTI"));
-            }
+            Err(error) => return Err(anyhow::anyhow!(error).context(format!("cannot {what}"))),
         }
         tokio::select! {
             _ = tokio::time::sleep(delay) => {}
@@ -253,268 +331,113 @@ async fn ping_loop(
 
 #[derive(Clone)]
 struct CallbackState {
-    token: Secret,
+    auth: Arc<CallbackAuth>,
     path: Arc<str>,
-    queue: mpsc::Sender<Value>,
+    permits: Arc<Semaphore>,
+    worker: Arc<Worker>,
+    /// Set once the stop's grace is over: work still under way is dropped unanswered.
+    abandon: watch::Receiver<bool>,
+}
+
+/// The callback server, until `stop` and at most [`STOP_GRACE`] after it.
+async fn serve_callback(
+    listener: TcpListener,
+    settings: &ConnectorSettings,
+    auth: CallbackAuth,
+    worker: Arc<Worker>,
+    concurrency: usize,
+    stop: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let (abandon_tx, abandon) = watch::channel(false);
+    let state = CallbackState {
+        auth: Arc::new(auth),
+        path: Arc::from(settings.callback_path.as_str()),
+        permits: Arc::new(Semaphore::new(concurrency)),
+        worker,
+        abandon,
+    };
+    let router = Router::new()
+        .route("/healthcheck", get(healthcheck))
+        .fallback(callback)
+        .with_state(state);
+    let mut serve_stop = stop.clone();
+    let server = axum::serve(listener, router)
+        .with_graceful_shutdown(async move {
+            let _ = serve_stop.wait_for(|stopped| *stopped).await;
+        })
+        .into_future();
+    let mut grace_stop = stop;
+    let grace_over = async move {
+        let _ = grace_stop.wait_for(|stopped| *stopped).await;
+        tokio::time::sleep(STOP_GRACE).await;
+    };
+    tokio::pin!(server);
+    tokio::select! {
+        served = &mut server => return served.context("OpenCTI callback server"),
+        () = grace_over => {}
+    }
+    // Those requests get a 503 instead of a 202: the worker sends them again.
+    tracing::warn!("stopping with enrichment requests under way; the worker sends them again");
+    let _ = abandon_tx.send(true);
+    match tokio::time::timeout(Duration::from_secs(2), server).await {
+        Ok(served) => served.context("OpenCTI callback server"),
+        Err(_) => Ok(()),
+    }
 }
 
 async fn healthcheck() -> Json<Value> {
     Json(json!({ "status": true }))
 }
 
-/// The worker's POST: authenticate, parse, queue, answer 202.
-async fn callback(
-    State(state): State<CallbackState>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    if uri.path() != &*state.path {
+/// The worker's POST: the token first (nothing of the body is read before), a free slot, then
+/// the body, the work, and 202 once the work is done and reported.
+async fn callback(State(state): State<CallbackState>, request: Request) -> Response {
+    if request.uri().path() != &*state.path {
         return error(StatusCode::NOT_FOUND, "Not found");
     }
-    if method != Method::POST {
+    if request.method() != Method::POST {
         return error(StatusCode::METHOD_NOT_ALLOWED, "Use POST");
     }
-    if !authorized(&headers, &state.token) {
-        tracing::warn!("refused a callback without the connector's token");
+    let authorized = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| state.auth.check(value));
+    if !authorized {
+        tracing::warn!("refused a callback without a valid token");
         return error(StatusCode::UNAUTHORIZED, "Invalid credentials");
     }
-    let Ok(message) = serde_json::from_slice::<Value>(&body) else {
+    let Ok(permit) = state.permits.clone().try_acquire_owned() else {
+        tracing::warn!("too many enrichment requests at once; asking the worker to retry");
+        let mut response = error(StatusCode::SERVICE_UNAVAILABLE, "Busy, retry later");
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, header::HeaderValue::from_static("30"));
+        return response;
+    };
+    let body = match axum::body::to_bytes(request.into_body(), MAX_MESSAGE_BYTES).await {
+        Ok(body) => body,
+        Err(_) => return error(StatusCode::PAYLOAD_TOO_LARGE, "Message too large"),
+    };
+    let Ok(message) = WorkMessage::parse(&body) else {
         return error(StatusCode::BAD_REQUEST, "Invalid JSON payload");
     };
-    if !message.is_object() {
-        return error(StatusCode::BAD_REQUEST, "Invalid JSON payload");
-    }
-    match state.queue.try_send(message) {
-        Ok(()) => (
-            StatusCode::ACCEPTED,
-            Json(json!({ "message": "Message successfully received" })),
-        )
-            .into_response(),
-        Err(_) => {
-            tracing::warn!("too many enrichment requests waiting; asking the worker to retry");
-            let mut response = error(StatusCode::SERVICE_UNAVAILABLE, "Busy, retry later");
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("30"));
-            response
+    drop(body);
+    let mut abandon = state.abandon.clone();
+    tokio::select! {
+        () = state.worker.process(message) => {}
+        _ = abandon.wait_for(|abandoned| *abandoned) => {
+            return error(StatusCode::SERVICE_UNAVAILABLE, "Stopping, retry later");
         }
     }
+    drop(permit);
+    (
+        StatusCode::ACCEPTED,
+        Json(json!({ "message": "Message successfully received" })),
+    )
+        .into_response()
 }
 
 fn error(status: StatusCode, message: &str) -> Response {
     (status, Json(json!({ "error": message }))).into_response()
-}
-
-/// `Authorization: Bearer <the connector's token>`, compared in constant time.
-fn authorized(headers: &HeaderMap, token: &Secret) -> bool {
-    let Some(value) = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-    else {
-        return false;
-    };
-    let mut parts = value.split_whitespace();
-    match (parts.next(), parts.next(), parts.next()) {
-        (Some(scheme), Some(given), None) if scheme.eq_ignore_ascii_case("bearer") => given
-            .as_bytes()
-            .ct_eq(token.expose_secret().as_bytes())
-            .into(),
-        _ => false,
-    }
-}
-
-/// What a job needs.
-struct Worker {
-    platform: Platform,
-    client: Client,
-    credentials: Credentials,
-    connector_id: String,
-    settings: ConnectorSettings,
-}
-
-fn str_at<'v>(message: &'v Value, pointer: &str) -> Option<&'v str> {
-    message
-        .pointer(pointer)
-        .and_then(Value::as_str)
-        .filter(|s| !s.trim().is_empty())
-}
-
-impl Worker {
-    /// One enrichment request, reported on its work from start to end.
-    async fn process(&self, message: Value) {
-        let work_id = str_at(&message, "/internal/work_id");
-        let platform = self
-            .platform
-            .in_draft(str_at(&message, "/internal/draft_id"));
-        if let Some(work_id) = work_id {
-            if let Err(error) = platform
-                .work_received(work_id, "Connector ready to process the operation")
-                .await
-            {
-                tracing::warn!(%error, work.id = work_id, "cannot mark the work received");
-            }
-        }
-        let entity = str_at(&message, "/event/entity_id").unwrap_or("-");
-        let (text, in_error) = match self.enrich(&platform, &message, work_id).await {
-            Ok(summary) => {
-                tracing::info!(work.id = work_id, entity, "{summary}");
-                (summary, false)
-            }
-            Err(problem) => {
-                tracing::warn!(work.id = work_id, entity, "{problem}");
-                (problem, true)
-            }
-        };
-        match work_id {
-            Some(work_id) => {
-                if let Err(error) = platform.work_processed(work_id, &text, in_error).await {
-                    tracing::error!(%error, work.id = work_id, "cannot report the work's end");
-                }
-            }
-            None => tracing::warn!("the request carried no work id: nothing to report to"),
-        }
-    }
-
-    /// The enrichment; `Err` is the message the work is closed in error with.
-    async fn enrich(
-        &self,
-        platform: &Platform,
-        message: &Value,
-        work_id: Option<&str>,
-    ) -> Result<String, String> {
-        if message
-            .pointer("/internal/playbook")
-            .is_some_and(|playbook| !playbook.is_null())
-        {
-            return Err("This connector does not run in playbooks.".to_owned());
-        }
-        let entity_id =
-            str_at(message, "/event/entity_id").ok_or("The request names no entity to enrich.")?;
-        let entity = platform
-            .read_observable(entity_id)
-            .await
-            .map_err(|e| format!("Cannot read {entity_id} from OpenCTI: {e}"))?
-            .ok_or_else(|| {
-                format!(
-                    "OpenCTI returned no observable {entity_id}: check that the connector's user \
-                     can read it."
-                )
-            })?;
-        let entity_type = entity.entity_type.clone().unwrap_or_default();
-        let kind = ObservableKind::from_opencti_type(&entity_type).ok_or_else(|| {
-            format!("{entity_type} observables are not enriched by DomainTools (Domain-Name and IPv4-Addr are).")
-        })?;
-        let tlp = observable_tlp(entity.object_marking.as_deref().unwrap_or_default())?;
-        if tlp > self.settings.max_tlp {
-            return Err(format!(
-                "Do not send any data, TLP of the observable ({tlp}) is greater than MAX TLP ({}).",
-                self.settings.max_tlp
-            ));
-        }
-        let value = entity.observable_value.as_deref().unwrap_or_default();
-        let standard_id = entity.standard_id.as_deref().unwrap_or_default();
-        let observable = Observable::existing(kind, value, standard_id)?;
-        let caller = Caller::new(&self.credentials, APP_NAME);
-        let enrichment = stix::enrich(
-            &self.client,
-            caller,
-            &observable,
-            &self.settings.enrich,
-            Some(tlp),
-            Utc::now(),
-        )
-        .await
-        .map_err(|e| e.to_string())?;
-        for skipped in &enrichment.mapping.skipped {
-            tracing::debug!(
-                what = skipped.what,
-                value = %skipped.value,
-                record = %skipped.record,
-                "[DomainTools] value not correctly formatted, skipped"
-            );
-        }
-        if !enrichment.found {
-            return Ok(enrichment.summary);
-        }
-        let bundle = serde_json::to_string(&enrichment.bundle)
-            .map_err(|e| format!("The bundle could not be serialized: {e}"))?;
-        platform
-            .push_bundle(&self.connector_id, &bundle, work_id)
-            .await
-            .map_err(|e| format!("The bundle could not be sent to OpenCTI: {e}"))?;
-        Ok(enrichment.summary)
-    }
-}
-
-/// The observable's most restrictive TLP (TLP:CLEAR without any). The Python connector took
-/// the last one listed; an unknown TLP name refuses the work rather than guessing.
-fn observable_tlp(markings: &[Marking]) -> Result<Tlp, String> {
-    let mut strictest = Tlp::Clear;
-    for marking in markings {
-        let is_tlp = marking
-            .definition_type
-            .as_deref()
-            .is_some_and(|kind| kind.eq_ignore_ascii_case("TLP"));
-        if !is_tlp {
-            continue;
-        }
-        let definition = marking.definition.as_deref().unwrap_or_default();
-        let tlp = definition.parse::<Tlp>().map_err(|_| {
-            format!(
-                "The observable's marking {definition:?} is not a TLP level this connector knows; \
-                 nothing was sent to DomainTools."
-            )
-        })?;
-        strictest = strictest.max(tlp);
-    }
-    Ok(strictest)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn tlp(definition: &str) -> Marking {
-        Marking {
-            standard_id: None,
-            definition_type: Some("TLP".to_owned()),
-            definition: Some(definition.to_owned()),
-        }
-    }
-
-    #[test]
-    fn the_strictest_tlp_wins() {
-        let pap = Marking {
-            standard_id: None,
-            definition_type: Some("PAP".to_owned()),
-            definition: Some("PAP:RED".to_owned()),
-        };
-        assert_eq!(observable_tlp(&[]), Ok(Tlp::Clear));
-        assert_eq!(observable_tlp(std::slice::from_ref(&pap)), Ok(Tlp::Clear));
-        assert_eq!(
-            observable_tlp(&[tlp("TLP:RED"), tlp("TLP:GREEN"), pap]),
-            Ok(Tlp::Red)
-        );
-        assert!(observable_tlp(&[tlp("TLP:PURPLE")]).is_err());
-    }
-
-    #[test]
-    fn bearer_token_check() {
-        let token = Secret::from("s3cret".to_owned());
-        let mut headers = HeaderMap::new();
-        assert!(!authorized(&headers, &token));
-        for (value, ok) in [
-            ("Bearer s3cret", true),
-            ("bearer s3cret", true),
-            ("Bearer s3cre", false),
-            ("Bearer s3cret extra", false),
-            ("Basic s3cret", false),
-            ("s3cret", false),
-        ] {
-            headers.insert(header::AUTHORIZATION, value.parse().unwrap());
-            assert_eq!(authorized(&headers, &token), ok, "{value}");
-        }
-    }
 }

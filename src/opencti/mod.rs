@@ -1,19 +1,31 @@
 //! OpenCTI internal-enrichment connector mode (`misp-domaintools opencti`): the DomainTools
 //! enrichment of Domain-Name and IPv4-Addr observables, as STIX 2.1 bundles, for OpenCTI.
 //!
-//! The connector speaks only HTTP: it registers over GraphQL with a listen callback URI (pycti's
-//! `CONNECTOR_LISTEN_PROTOCOL=API`), the platform's worker posts each enrichment request to
-//! that callback, and bundles go back through the `stixBundlePush` mutation (pycti's
-//! `CONNECTOR_QUEUE_PROTOCOL=api`). It never connects to RabbitMQ.
+//! It speaks to the platform as pycti (client-python) does: GraphQL for registration, pings,
+//! work reports and reads; work from its RabbitMQ listen queue (`CONNECTOR_LISTEN_PROTOCOL=AMQP`,
+//! the default) or posted by the platform's worker to a callback (`API`); bundles split onto
+//! the push queue (`CONNECTOR_QUEUE_PROTOCOL=amqp`, the default) or sent with `stixBundlePush`
+//! (`api`); in a playbook, the step's bundle back with `playbookStepExecution`. The platform's
+//! release (`about { version }`) decides which form of each request it gets.
 //!
 //! # Layout
 //! - [`settings`]: environment, command line and config.yml, resolved and checked.
-//! - [`graphql`]: the platform calls (register, ping, work reports, read, push).
-//! - [`connector`]: the callback, the jobs, the pings.
+//! - [`graphql`]: the platform's releases and calls.
+//! - [`connector`]: start, registration, pings, the callback, the stop.
+//! - [`amqp`]: the listen queue and the push queue.
+//! - [`auth`]: who may post to the callback (OpenCTI 7's JWT, the connector's token).
+//! - [`message`]: the work message.
+//! - [`work`]: one work, from the message to its report.
+//! - [`split`]: pycti's bundle splitter.
 
+pub mod amqp;
+pub mod auth;
 pub mod connector;
 pub mod graphql;
+pub mod message;
 pub mod settings;
+pub mod split;
+pub mod work;
 
 pub use connector::run;
 pub use settings::ConnectorSettings;

@@ -9,8 +9,9 @@ use std::time::Duration;
 
 use serde_yaml_ng::Value as Yaml;
 
+use super::graphql::BrokerConnection;
 use crate::config::{Config, OpenctiArgs, Secret};
-use crate::stix::{EnrichSettings, ObservableKind, Tlp};
+use crate::stix::{EnrichSettings, IrisProduct, ObservableKind, Tlp};
 
 /// pycti's default callback port.
 pub const DEFAULT_CALLBACK_PORT: u16 = 7070;
@@ -58,6 +59,93 @@ pub struct ConnectorSettings {
     pub ping_interval: Duration,
     /// Enrichments processed at the same time.
     pub concurrency: usize,
+    /// How work arrives.
+    pub listen_protocol: ListenProtocol,
+    /// How bundles go back.
+    pub queue_protocol: QueueProtocol,
+    /// pycti's `MQ_*` overrides of the broker registration hands out.
+    pub mq: MqOverrides,
+}
+
+/// `CONNECTOR_LISTEN_PROTOCOL`, spelled as pycti spells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListenProtocol {
+    /// The listen queue on RabbitMQ (pycti's default).
+    Amqp,
+    /// The callback the platform's worker posts to.
+    Api,
+}
+
+impl std::fmt::Display for ListenProtocol {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ListenProtocol::Amqp => "AMQP",
+            ListenProtocol::Api => "API",
+        })
+    }
+}
+
+/// `CONNECTOR_QUEUE_PROTOCOL`, spelled as pycti spells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueueProtocol {
+    /// Split bundles on the push queue (pycti's default).
+    Amqp,
+    /// `stixBundlePush`.
+    Api,
+}
+
+impl std::fmt::Display for QueueProtocol {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            QueueProtocol::Amqp => "amqp",
+            QueueProtocol::Api => "api",
+        })
+    }
+}
+
+/// pycti's `MQ_HOST`, `MQ_PORT`, `MQ_VHOST`, `MQ_USE_SSL`, `MQ_USER`, `MQ_PASS`: what is set
+/// replaces what registration returned (a platform behind NAT hands out a broker address the
+/// connector cannot reach).
+#[derive(Debug, Clone, Default)]
+pub struct MqOverrides {
+    /// Host.
+    pub host: Option<String>,
+    /// Port.
+    pub port: Option<u16>,
+    /// Virtual host.
+    pub vhost: Option<String>,
+    /// TLS.
+    pub use_ssl: Option<bool>,
+    /// User.
+    pub user: Option<String>,
+    /// Password.
+    pub pass: Option<Secret>,
+}
+
+impl MqOverrides {
+    /// `registered` with the overrides applied.
+    pub fn apply(&self, registered: &BrokerConnection) -> BrokerConnection {
+        let mut connection = registered.clone();
+        if let Some(host) = &self.host {
+            connection.host = host.clone();
+        }
+        if let Some(port) = self.port {
+            connection.port = port;
+        }
+        if let Some(vhost) = &self.vhost {
+            connection.vhost = vhost.clone();
+        }
+        if let Some(use_ssl) = self.use_ssl {
+            connection.use_ssl = use_ssl;
+        }
+        if let Some(user) = &self.user {
+            connection.user = user.clone();
+        }
+        if let Some(pass) = &self.pass {
+            connection.pass = pass.clone();
+        }
+        connection
+    }
 }
 
 impl ConnectorSettings {
@@ -121,12 +209,30 @@ impl ConnectorSettings {
             .or_else(|| file(&["connector", "name"]))
             .filter(|name| !name.trim().is_empty())
             .unwrap_or_else(|| "DomainTools".to_owned());
+        let product = args
+            .domaintools_product
+            .clone()
+            .or_else(|| file(&["domaintools", "product"]))
+            .map(|text| text.parse::<IrisProduct>())
+            .transpose()
+            .map_err(|e| format!("DOMAINTOOLS_PRODUCT {e}"))?
+            .unwrap_or_default();
         let scope_text = args
             .connector_scope
             .clone()
             .or_else(|| list_or_scalar(&yaml, &["connector", "scope"]))
-            .unwrap_or_else(|| "Domain-Name,IPv4-Addr".to_owned());
+            .unwrap_or_else(|| match product {
+                IrisProduct::Investigate => "Domain-Name,IPv4-Addr".to_owned(),
+                IrisProduct::Enrich => "Domain-Name".to_owned(),
+            });
         let scope = parse_scope(&scope_text)?;
+        if product == IrisProduct::Enrich && scope.iter().any(|kind| kind == "IPv4-Addr") {
+            return Err(
+                "CONNECTOR_SCOPE has IPv4-Addr, but Iris Enrich (DOMAINTOOLS_PRODUCT=enrich) \
+                 looks up domains only: set CONNECTOR_SCOPE=Domain-Name"
+                    .to_owned(),
+            );
+        }
         let auto = match args.connector_auto {
             Some(auto) => auto,
             None => match file(&["connector", "auto"]) {
@@ -222,6 +328,67 @@ impl ConnectorSettings {
                 None => DEFAULT_CALLBACK_PORT,
             },
         };
+        let listen_protocol = match args
+            .listen_protocol
+            .clone()
+            .or_else(|| file(&["connector", "listen_protocol"]))
+        {
+            None => ListenProtocol::Amqp,
+            Some(text) => match text.trim().to_ascii_uppercase().as_str() {
+                "AMQP" => ListenProtocol::Amqp,
+                "API" => ListenProtocol::Api,
+                _ => {
+                    return Err(format!(
+                        "CONNECTOR_LISTEN_PROTOCOL {text:?} is not AMQP or API"
+                    ))
+                }
+            },
+        };
+        let queue_protocol = match args
+            .queue_protocol
+            .clone()
+            .or_else(|| file(&["connector", "queue_protocol"]))
+        {
+            None => QueueProtocol::Amqp,
+            Some(text) => match text.trim().to_ascii_lowercase().as_str() {
+                "amqp" => QueueProtocol::Amqp,
+                "api" => QueueProtocol::Api,
+                _ => {
+                    return Err(format!(
+                        "CONNECTOR_QUEUE_PROTOCOL {text:?} is not amqp or api"
+                    ))
+                }
+            },
+        };
+        let mq_port = match args.mq_port {
+            Some(port) => Some(port),
+            None => file(&["mq", "port"])
+                .map(|text| {
+                    text.parse::<u16>()
+                        .map_err(|_| format!("mq.port {text:?} is not a port"))
+                })
+                .transpose()?,
+        };
+        let mq_use_ssl = match args.mq_use_ssl {
+            Some(use_ssl) => Some(use_ssl),
+            None => file(&["mq", "use_ssl"])
+                .map(|text| {
+                    parse_bool(&text)
+                        .ok_or_else(|| format!("mq.use_ssl {text:?} is not true or false"))
+                })
+                .transpose()?,
+        };
+        let mq = MqOverrides {
+            host: args.mq_host.clone().or_else(|| file(&["mq", "host"])),
+            port: mq_port,
+            vhost: args.mq_vhost.clone().or_else(|| file(&["mq", "vhost"])),
+            use_ssl: mq_use_ssl,
+            user: args.mq_user.clone().or_else(|| file(&["mq", "user"])),
+            pass: args
+                .mq_pass
+                .clone()
+                .or_else(|| file(&["mq", "pass"]).map(Secret::from)),
+        };
         Ok(Self {
             opencti_url,
             opencti_token,
@@ -235,6 +402,7 @@ impl ConnectorSettings {
                 marking,
                 ip_domain_limit,
                 confidence: Some(confidence),
+                product,
             },
             username,
             api_key,
@@ -244,6 +412,9 @@ impl ConnectorSettings {
             callback_port,
             ping_interval: PING_INTERVAL,
             concurrency: 2,
+            listen_protocol,
+            queue_protocol,
+            mq,
         })
     }
 }
@@ -481,6 +652,29 @@ domaintools:
                 "CONNECTOR_LOG_LEVEL",
             ),
             (vec!["--connector-id", ID, "--callback-path", "api"], "PATH"),
+            (
+                vec!["--connector-id", ID, "--listen-protocol", "HTTP"],
+                "CONNECTOR_LISTEN_PROTOCOL",
+            ),
+            (
+                vec!["--connector-id", ID, "--queue-protocol", "kafka"],
+                "CONNECTOR_QUEUE_PROTOCOL",
+            ),
+            (
+                vec!["--connector-id", ID, "--domaintools-product", "hover"],
+                "DOMAINTOOLS_PRODUCT",
+            ),
+            (
+                vec![
+                    "--connector-id",
+                    ID,
+                    "--domaintools-product",
+                    "enrich",
+                    "--connector-scope",
+                    "Domain-Name,IPv4-Addr",
+                ],
+                "looks up domains only",
+            ),
         ] {
             let mut args: Vec<&str> = base.to_vec();
             args.extend(extra);
@@ -516,5 +710,66 @@ domaintools:
         args.config_file = Some(PathBuf::from("/nonexistent/config.yml"));
         let error = ConnectorSettings::resolve(&config, &args).unwrap_err();
         assert!(error.contains("/nonexistent/config.yml"), "{error}");
+    }
+
+    #[test]
+    fn protocols_broker_overrides_and_product() {
+        let (config, args) = parse(&["x", "opencti", "--connector-id", ID]);
+        let yaml = "opencti: {url: 'http://o', token: 't'}";
+        let settings = ConnectorSettings::from_parts(&config, &args, Some(yaml)).unwrap();
+        // pycti's defaults.
+        assert_eq!(settings.listen_protocol, ListenProtocol::Amqp);
+        assert_eq!(settings.queue_protocol, QueueProtocol::Amqp);
+        assert_eq!(settings.enrich.product, IrisProduct::Investigate);
+        assert_eq!(settings.scope, ["Domain-Name", "IPv4-Addr"]);
+        let registered = BrokerConnection {
+            host: "rabbitmq".to_owned(),
+            vhost: "/".to_owned(),
+            use_ssl: false,
+            port: 5672,
+            user: "opencti".to_owned(),
+            pass: Secret::from("from-platform".to_owned()),
+        };
+        let kept = settings.mq.apply(&registered);
+        assert_eq!((kept.host.as_str(), kept.port), ("rabbitmq", 5672));
+
+        let (config, args) = parse(&[
+            "x",
+            "opencti",
+            "--connector-id",
+            ID,
+            "--listen-protocol",
+            "api",
+            "--queue-protocol",
+            "API",
+            "--mq-host",
+            "broker.example",
+            "--mq-port",
+            "5671",
+            "--mq-use-ssl",
+            "true",
+            "--mq-pass",
+            "mq-secret",
+            "--domaintools-product",
+            "enrich",
+        ]);
+        let yaml = "opencti: {url: 'http://o', token: 't'}\nmq: {vhost: 'octi', user: 'connector'}";
+        let settings = ConnectorSettings::from_parts(&config, &args, Some(yaml)).unwrap();
+        assert_eq!(settings.listen_protocol, ListenProtocol::Api);
+        assert_eq!(settings.queue_protocol, QueueProtocol::Api);
+        assert_eq!(settings.enrich.product, IrisProduct::Enrich);
+        assert_eq!(settings.scope, ["Domain-Name"], "Iris Enrich: domains only");
+        let connection = settings.mq.apply(&registered);
+        assert_eq!(connection.host, "broker.example");
+        assert_eq!(connection.port, 5671);
+        assert!(connection.use_ssl);
+        assert_eq!(connection.vhost, "octi");
+        assert_eq!(connection.user, "connector");
+        assert_eq!(connection.pass.expose_secret(), "mq-secret");
+        let debug = format!("{settings:?} {connection:?}");
+        assert!(
+            !debug.contains("mq-secret") && !debug.contains("from-platform"),
+            "{debug}"
+        );
     }
 }

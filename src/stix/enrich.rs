@@ -8,10 +8,7 @@ use serde_json::Value;
 use super::ids;
 use super::mapping::{self, map_records, MapOptions, Mapping, Observable, ObservableKind};
 use super::Tlp;
-use domaintools::{Caller, Client, IrisResponse};
-
-/// Iris Investigate's largest page.
-const MAX_PAGE_SIZE: usize = 500;
+use domaintools::{Caller, Client, Paging, Stop};
 
 /// Settings of the enrichment itself (the same for the `stix` command and the connector).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,6 +19,8 @@ pub struct EnrichSettings {
     pub ip_domain_limit: usize,
     /// `confidence` on relationships, when set.
     pub confidence: Option<u8>,
+    /// The Iris product that looks domains up.
+    pub product: IrisProduct,
 }
 
 impl Default for EnrichSettings {
@@ -30,6 +29,40 @@ impl Default for EnrichSettings {
             marking: Tlp::Amber,
             ip_domain_limit: 100,
             confidence: None,
+            product: IrisProduct::Investigate,
+        }
+    }
+}
+
+/// The Iris product an account has (`DOMAINTOOLS_PRODUCT`): both answer a domain with the same
+/// record; only Investigate pivots on an IPv4 address (OpenCTI-Platform/connectors#6552 asks
+/// for Enrich-only accounts).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum IrisProduct {
+    /// Iris Investigate: domains and IPv4 addresses.
+    #[default]
+    Investigate,
+    /// Iris Enrich: domains only.
+    Enrich,
+}
+
+impl std::fmt::Display for IrisProduct {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            IrisProduct::Investigate => "investigate",
+            IrisProduct::Enrich => "enrich",
+        })
+    }
+}
+
+impl std::str::FromStr for IrisProduct {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "investigate" | "iris-investigate" => Ok(IrisProduct::Investigate),
+            "enrich" | "iris-enrich" => Ok(IrisProduct::Enrich),
+            _ => Err(format!("{text:?} is not investigate or enrich")),
         }
     }
 }
@@ -66,6 +99,15 @@ pub enum EnrichError {
         /// DomainTools' message.
         message: String,
     },
+    /// Iris Enrich has no IP pivot.
+    #[error(
+        "Iris Enrich looks up domains only, not the IPv4 address {value} \
+         (DOMAINTOOLS_PRODUCT=investigate pivots on IPs)"
+    )]
+    NotInProduct {
+        /// The observable's value.
+        value: String,
+    },
     /// An error DomainTools reported inside a successful answer.
     #[error("DomainTools Iris Investigate reported an error for {value}: {message}")]
     Reported {
@@ -88,15 +130,24 @@ pub async fn enrich(
 ) -> Result<Enrichment, EnrichError> {
     let found = match observable.kind {
         ObservableKind::DomainName => {
-            let response = client
-                .iris_investigate(caller, &[("domain", observable.value.as_str())])
-                .await?;
-            check(&response, &observable.value)?;
+            let value = observable.value.as_str();
+            let response = match settings.product {
+                IrisProduct::Investigate => {
+                    client.iris_investigate(caller, &[("domain", value)]).await
+                }
+                IrisProduct::Enrich => client.iris_enrich(caller, &[value]).await,
+            }
+            .map_err(|error| EnrichError::of(error, &observable.value))?;
             Found {
                 total: None,
                 records: response.results,
                 failed_page: None,
             }
+        }
+        ObservableKind::Ipv4Addr if settings.product == IrisProduct::Enrich => {
+            return Err(EnrichError::NotInProduct {
+                value: observable.value.clone(),
+            });
         }
         ObservableKind::Ipv4Addr => {
             let params = [("ip", observable.value.as_str())];
@@ -139,39 +190,26 @@ pub(crate) struct Found {
     pub(crate) failed_page: Option<(usize, String)>,
 }
 
-/// Refuses answers that carry no usable results.
-fn check(response: &IrisResponse, value: &str) -> Result<(), EnrichError> {
-    if response.limit_exceeded {
-        return Err(EnrichError::LimitExceeded {
-            value: value.to_owned(),
-            message: message_of(response),
-        });
-    }
-    if let Some(error) = &response.error {
-        if response.results.is_empty() {
-            return Err(EnrichError::Reported {
+impl EnrichError {
+    /// The enrichment's wording of a DomainTools failure for `value`.
+    fn of(error: domaintools::Error, value: &str) -> Self {
+        match error {
+            domaintools::Error::LimitExceeded { message } => EnrichError::LimitExceeded {
                 value: value.to_owned(),
-                message: error
-                    .message
-                    .clone()
-                    .unwrap_or_else(|| format!("code {}", error.code.unwrap_or_default())),
-            });
+                message: message.unwrap_or_else(|| "no message".to_owned()),
+            },
+            domaintools::Error::Reported { message, .. } => EnrichError::Reported {
+                value: value.to_owned(),
+                message,
+            },
+            other => EnrichError::DomainTools(other),
         }
     }
-    Ok(())
 }
 
-fn message_of(response: &IrisResponse) -> String {
-    response
-        .error
-        .as_ref()
-        .and_then(|error| error.message.clone())
-        .or_else(|| response.message.clone())
-        .unwrap_or_else(|| "no message".to_owned())
-}
-
-/// Iris Investigate with `params`, following `position` until `limit` records are read or no
-/// page is left. A failing first page is an error; a failing later page keeps what came before.
+/// Iris Investigate with `params` through the client's `position` paging, `limit` records at
+/// most (pages of that size, up to Iris's largest). A failing first page is an error; a
+/// failing later page keeps what came before.
 pub(crate) async fn investigate_all(
     client: &Client,
     caller: Caller<'_>,
@@ -180,46 +218,23 @@ pub(crate) async fn investigate_all(
     value: &str,
 ) -> Result<Found, EnrichError> {
     let limit = limit.max(1);
-    let page_size = limit.min(MAX_PAGE_SIZE).to_string();
-    // Enough pages for `limit` records, plus one: a server that keeps saying "more" without
-    // sending any cannot keep this loop going.
-    let max_pages = limit.div_ceil(MAX_PAGE_SIZE.min(limit)) + 1;
-    let mut found = Found::default();
-    let mut position: Option<String> = None;
-    for page in 1..=max_pages {
-        let mut all: Vec<(&str, &str)> = params.to_vec();
-        all.push(("page_size", &page_size));
-        if let Some(position) = &position {
-            all.push(("position", position));
-        }
-        let response = match client.iris_investigate(caller, &all).await {
-            Ok(response) => response,
-            Err(error) if page > 1 => {
-                found.failed_page = Some((page, error.to_string()));
-                break;
-            }
-            Err(error) => return Err(error.into()),
-        };
-        check(&response, value)?;
-        if found.total.is_none() {
-            found.total = response.total_count;
-        }
-        let before = found.records.len();
-        found.records.extend(response.results);
-        if found.records.len() >= limit {
-            found.records.truncate(limit);
-            break;
-        }
-        let next = response.position.filter(|next| !next.is_empty());
-        if !response.has_more_results || next.is_none() || found.records.len() == before {
-            break;
-        }
-        position = next;
-    }
-    if found.total.is_none() {
-        found.total = Some(found.records.len() as u64);
-    }
-    Ok(found)
+    let paging = Paging {
+        limit,
+        page_size: Some(limit),
+    };
+    let pages = client
+        .iris_investigate_pages(caller, params, paging)
+        .await
+        .map_err(|error| EnrichError::of(error, value))?;
+    let failed_page = match &pages.stopped_early {
+        Some(Stop::Failed(error)) => Some((pages.pages + 1, error.to_string())),
+        _ => None,
+    };
+    Ok(Found {
+        total: Some(pages.total_count.unwrap_or(pages.records.len() as u64)),
+        records: pages.records,
+        failed_page,
+    })
 }
 
 fn plural(n: usize, one: &str, many: &str) -> String {

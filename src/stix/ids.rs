@@ -10,12 +10,12 @@ use serde_json::{json, Map, Number, Value};
 use sha1::{Digest, Sha1};
 
 /// The namespace of STIX 2.1 deterministic ids (STIX 2.1 §2.9), `00abedb4-aa42-466c-9c01-fed23315a9b7`.
-pub const STIX_NAMESPACE: [u8; 16] = [
+pub(crate) const STIX_NAMESPACE: [u8; 16] = [
     0x00, 0xab, 0xed, 0xb4, 0xaa, 0x42, 0x46, 0x6c, 0x9c, 0x01, 0xfe, 0xd2, 0x33, 0x15, 0xa9, 0xb7,
 ];
 
 /// A name-based (SHA-1) UUID, RFC 9562 §5.5 (version 5), in its lowercase hyphenated form.
-pub fn uuid5(namespace: &[u8; 16], name: &[u8]) -> String {
+pub(crate) fn uuid5(namespace: &[u8; 16], name: &[u8]) -> String {
     let mut hasher = Sha1::new();
     hasher.update(namespace);
     hasher.update(name);
@@ -28,7 +28,7 @@ pub fn uuid5(namespace: &[u8; 16], name: &[u8]) -> String {
 }
 
 /// A random (version 4) UUID, for objects STIX wants unique rather than deterministic (bundles).
-pub fn uuid4() -> String {
+pub(crate) fn uuid4() -> String {
     let mut bytes = [0u8; 16];
     for byte in &mut bytes {
         *byte = fastrand::u8(..);
@@ -51,7 +51,7 @@ fn hyphenated(bytes: &[u8; 16]) -> String {
 }
 
 /// `<prefix>--<uuid5(STIX namespace, JCS(data))>`: the one rule behind every id below.
-pub fn deterministic_id(prefix: &str, data: &Value) -> String {
+pub(crate) fn deterministic_id(prefix: &str, data: &Value) -> String {
     let name = canonical_json(data);
     format!("{prefix}--{}", uuid5(&STIX_NAMESPACE, name.as_bytes()))
 }
@@ -67,18 +67,18 @@ pub fn ipv4_addr_id(value: &str) -> String {
 }
 
 /// `email-addr--…` from `value`.
-pub fn email_addr_id(value: &str) -> String {
+pub(crate) fn email_addr_id(value: &str) -> String {
     deterministic_id("email-addr", &json!({ "value": value }))
 }
 
 /// `autonomous-system--…` from the integer `number`.
-pub fn autonomous_system_id(number: u32) -> String {
+pub(crate) fn autonomous_system_id(number: u32) -> String {
     deterministic_id("autonomous-system", &json!({ "number": number }))
 }
 
 /// `identity--…` as pycti's `Identity.generate_id`: the name lowercased and trimmed, the class
 /// lowercased (so "DomainTools" and "domaintools " are the same organization).
-pub fn identity_id(name: &str, identity_class: &str) -> String {
+pub(crate) fn identity_id(name: &str, identity_class: &str) -> String {
     deterministic_id(
         "identity",
         &json!({
@@ -92,7 +92,7 @@ pub fn identity_id(name: &str, identity_class: &str) -> String {
 /// plus `start_time` and `stop_time` when both are known, or `start_time` alone when only it
 /// is. A lone `stop_time` does not contribute (pycti's rule). The times are the naive ISO
 /// forms pycti gets from `datetime.isoformat()` (`1997-09-15T00:00:00`, no `Z`).
-pub fn relationship_id(
+pub(crate) fn relationship_id(
     relationship_type: &str,
     source_ref: &str,
     target_ref: &str,
@@ -115,7 +115,7 @@ pub fn relationship_id(
 /// RFC 8785 JSON Canonicalization Scheme: members sorted by the UTF-16 code units of their
 /// names, no white space, strings escaped as ECMAScript's `JSON.stringify` does, numbers in
 /// ECMAScript's shortest round-trip form.
-pub fn canonical_json(value: &Value) -> String {
+pub(crate) fn canonical_json(value: &Value) -> String {
     let mut out = String::new();
     write_canonical(value, &mut out);
     out

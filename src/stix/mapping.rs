@@ -12,8 +12,9 @@
 //!   "email-registrant", "email-technical");
 //! - `email_domain` and `redirect_domain` → Domain-Name, `resolves-to` ("email_domain",
 //!   "redirect");
-//! - `domain_risk.risk_score` → `x_opencti_score` (and the OpenCTI extension's `score`) on the
-//!   record's own domain: the enriched observable, or each domain of an IP pivot.
+//! - `domain_risk.risk_score` → `score` in OpenCTI's SCO extension (a `property-extension`, as
+//!   OpenCTI's own exporter writes it) on the record's own domain: the enriched observable, or
+//!   each domain of an IP pivot.
 //!
 //! Where this differs from the Python connector, on purpose (docs/opencti.md):
 //! - the score goes on the domain it rates, never on its neighbours, and a missing score is
@@ -36,7 +37,7 @@ use super::validate;
 use super::{Tlp, OPENCTI_SCO_EXTENSION};
 
 /// The author of every created object: an organization named "DomainTools".
-pub const AUTHOR_NAME: &str = "DomainTools";
+pub(crate) const AUTHOR_NAME: &str = "DomainTools";
 const AUTHOR_DESCRIPTION: &str = "DomainTools provides WHOIS, DNS and domain risk data. \
      Objects authored by this identity come from DomainTools Iris Investigate.";
 
@@ -65,7 +66,7 @@ pub enum ObservableKind {
 
 impl ObservableKind {
     /// The STIX type name.
-    pub fn stix_type(self) -> &'static str {
+    pub(crate) fn stix_type(self) -> &'static str {
         match self {
             ObservableKind::DomainName => "domain-name",
             ObservableKind::Ipv4Addr => "ipv4-addr",
@@ -73,7 +74,7 @@ impl ObservableKind {
     }
 
     /// OpenCTI's entity type name.
-    pub fn opencti_type(self) -> &'static str {
+    pub(crate) fn opencti_type(self) -> &'static str {
         match self {
             ObservableKind::DomainName => "Domain-Name",
             ObservableKind::Ipv4Addr => "IPv4-Addr",
@@ -82,7 +83,7 @@ impl ObservableKind {
 
     /// From OpenCTI's entity type name, case-insensitively (the platform's scope matching is
     /// case-insensitive too, and the Python connector's default scope says "Ipv4-Addr").
-    pub fn from_opencti_type(name: &str) -> Option<Self> {
+    pub(crate) fn from_opencti_type(name: &str) -> Option<Self> {
         if name.eq_ignore_ascii_case("Domain-Name") {
             Some(ObservableKind::DomainName)
         } else if name.eq_ignore_ascii_case("IPv4-Addr") {
@@ -174,7 +175,7 @@ pub struct MapOptions {
     /// The TLP marking of every relationship: never less restrictive than `marking`, and the
     /// connector raises it to the enriched observable's own TLP, since a relationship says
     /// something about that observable.
-    pub relationship_marking: Tlp,
+    pub(crate) relationship_marking: Tlp,
     /// `confidence` on relationships, when set.
     pub confidence: Option<u8>,
     /// `created`/`modified` of the objects created now.
@@ -395,7 +396,10 @@ impl<'a> Builder<'a> {
         );
         object.insert(
             "extensions".into(),
-            json!({ OPENCTI_SCO_EXTENSION: { "created_by_ref": self.author } }),
+            json!({ OPENCTI_SCO_EXTENSION: {
+                "extension_type": "property-extension",
+                "created_by_ref": self.author,
+            } }),
         );
         Value::Object(object)
     }
@@ -449,14 +453,15 @@ impl<'a> Builder<'a> {
         let Some(Value::Object(object)) = self.get_mut(id) else {
             return;
         };
-        object.insert("x_opencti_score".into(), json!(score));
+        // In OpenCTI's extension only: a top-level `x_opencti_score` beside it says the same
+        // thing twice, and a STIX validator flags it as a custom property outside an extension.
         let extensions = object
             .entry("extensions")
             .or_insert_with(|| Value::Object(Map::new()));
         if let Value::Object(extensions) = extensions {
             let extension = extensions
                 .entry(OPENCTI_SCO_EXTENSION)
-                .or_insert_with(|| Value::Object(Map::new()));
+                .or_insert_with(|| json!({ "extension_type": "property-extension" }));
             if let Value::Object(extension) = extension {
                 extension.insert("score".into(), json!(score));
             }
@@ -815,14 +820,27 @@ mod tests {
 
         // Score on the enriched domain only.
         let domain = by_id(&mapping, &observable.id);
-        assert_eq!(domain["x_opencti_score"], 87);
         assert_eq!(domain["extensions"][OPENCTI_SCO_EXTENSION]["score"], 87);
+        assert!(
+            domain.get("x_opencti_score").is_none(),
+            "the score once, in the extension"
+        );
         assert_eq!(mapping.score, Some(87));
-        let scored = mapping
-            .objects
-            .iter()
-            .filter(|o| o.get("x_opencti_score").is_some());
+        let scored = mapping.objects.iter().filter(|o| {
+            o["extensions"][OPENCTI_SCO_EXTENSION]
+                .get("score")
+                .is_some()
+        });
         assert_eq!(scored.count(), 1);
+        // Every OpenCTI extension says what kind it is (the STIX 2.1 rule for extensions).
+        for object in &mapping.objects {
+            if let Some(extension) = object["extensions"].get(OPENCTI_SCO_EXTENSION) {
+                assert_eq!(
+                    extension["extension_type"], "property-extension",
+                    "{object}"
+                );
+            }
+        }
 
         // Every id once.
         let mut ids: Vec<&str> = mapping
@@ -957,7 +975,9 @@ mod tests {
         assert!(mapping
             .objects
             .iter()
-            .all(|o| o.get("x_opencti_score").is_none()));
+            .all(|o| o["extensions"][OPENCTI_SCO_EXTENSION]
+                .get("score")
+                .is_none()));
         assert_eq!(mapping.score, None);
     }
 
@@ -993,7 +1013,10 @@ mod tests {
 
         for (domain, score) in [("example.com", 87), ("other.example", 12)] {
             let id = ids::domain_name_id(domain);
-            assert_eq!(by_id(&mapping, &id)["x_opencti_score"], score);
+            assert_eq!(
+                by_id(&mapping, &id)["extensions"][OPENCTI_SCO_EXTENSION]["score"],
+                score
+            );
             let links = mapping
                 .objects
                 .iter()

@@ -13,12 +13,12 @@
 pub mod enrich;
 pub mod ids;
 pub mod mapping;
-pub mod validate;
+pub(crate) mod validate;
 
 use std::fmt;
 use std::str::FromStr;
 
-pub use enrich::{enrich, EnrichError, EnrichSettings, Enrichment};
+pub use enrich::{enrich, EnrichError, EnrichSettings, Enrichment, IrisProduct};
 pub use mapping::{map_records, MapOptions, Mapping, Observable, ObservableKind, Skipped};
 
 /// OpenCTI's SCO extension (author and score of an observable), as pycti's `STIX_EXT_OCTI_SCO`.

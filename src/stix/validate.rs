@@ -17,7 +17,7 @@ const MAX_LOCAL_PART_LEN: usize = 64;
 /// inside labels, no label starting or ending with `-` or `_`, and a top-level label that ends
 /// with a letter (so IPv4 addresses and bare numbers are not domains). Internationalized names
 /// are checked in their ASCII (punycode) form.
-pub fn is_domain(value: &str) -> bool {
+pub(crate) fn is_domain(value: &str) -> bool {
     if value.is_empty() || value.len() > MAX_DOMAIN_LEN * 4 {
         return false;
     }
@@ -62,7 +62,7 @@ fn is_label(label: &str) -> bool {
 
 /// Whether `value` is an IPv4 address in dotted-quad form (no leading zeros, no prefix length,
 /// no white space): what an `ipv4-addr` value holds for one host.
-pub fn is_ipv4(value: &str) -> bool {
+pub(crate) fn is_ipv4(value: &str) -> bool {
     Ipv4Addr::from_str(value).is_ok()
 }
 
@@ -70,7 +70,7 @@ pub fn is_ipv4(value: &str) -> bool {
 /// characters (letters, digits and ``!#$%&'*+/=?^_`{|}~-``, dots only between atoms), and a
 /// domain part that passes [`is_domain`]. Quoted local parts and address literals are refused:
 /// WHOIS redaction texts ("select request email form at https://…") must not pass.
-pub fn is_email(value: &str) -> bool {
+pub(crate) fn is_email(value: &str) -> bool {
     let Some((local, domain)) = value.rsplit_once('@') else {
         return false;
     };

@@ -175,7 +175,6 @@ async fn opencti_mode_runs_from_environment_variables_alone() {
         enrichment_message, post_callback, FakeOpencti, CONNECTOR_ID, TOKEN,
     };
     use crate::common::server::{KEY, USER};
-    use domaintools_fake::FakeApi;
 
     let platform = FakeOpencti::start().await;
     platform.add_observable(
@@ -184,8 +183,9 @@ async fn opencti_mode_runs_from_environment_variables_alone() {
         "google.com",
         Some("TLP:CLEAR"),
     );
-    let fake = FakeApi::new().with_user(USER, KEY);
-    let running = fake.spawn().await.unwrap();
+    let running = crate::common::server::TestServer::builder()
+        .start_fake()
+        .await;
     let port = free_port();
     // Logs go to a file, not a pipe nobody reads while the connector runs (a full pipe would
     // block it at debug level).
@@ -202,6 +202,8 @@ async fn opencti_mode_runs_from_environment_variables_alone() {
         .env("CONNECTOR_AUTO", "true")
         .env("CONNECTOR_LOG_LEVEL", "debug")
         .env("CONNECTOR_CONFIDENCE_LEVEL", "75")
+        .env("CONNECTOR_LISTEN_PROTOCOL", "API")
+        .env("CONNECTOR_QUEUE_PROTOCOL", "api")
         .env("CONNECTOR_LISTEN_PROTOCOL_API_PORT", port.to_string())
         .env("DOMAINTOOLS_API_URL", running.base_url())
         .env("DOMAINTOOLS_API_USERNAME", USER)

@@ -10,7 +10,7 @@ use misp_domaintools::protocol::DefaultCredentials;
 use serde_json::{json, Value};
 
 use crate::common::golden;
-use crate::common::server::{config, options, start, start_with, KEY, USER};
+use crate::common::server::{config, options, TestServer, KEY, USER};
 
 fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
     params
@@ -21,7 +21,7 @@ fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
 
 #[tokio::test]
 async fn investigate_hover_matches_the_reference_with_one_signed_call() {
-    let server = start().await;
+    let server = TestServer::start().await;
     let reply = server
         .query(json!({"module": "DomainTools-Iris-Investigate", "domain": "www.google.com", "config": config()}))
         .await;
@@ -68,7 +68,7 @@ async fn investigate_hover_matches_the_reference_with_one_signed_call() {
 
 #[tokio::test]
 async fn enrich_hover_matches_the_reference() {
-    let server = start().await;
+    let server = TestServer::start().await;
     let reply = server
         .query(json!({"module": "DomainTools-Iris-Enrich", "domain": "google.com", "config": config()}))
         .await;
@@ -82,13 +82,15 @@ async fn enrich_hover_matches_the_reference() {
 
 #[tokio::test]
 async fn enrichment_requests_get_values_misp_can_store() {
-    let server = start().await;
+    let server = TestServer::start().await;
     let reply = server
         .query(json!({"module": "DomainTools-Iris-Investigate", "domain": "https://www.google.com/search?q=x",
                       "event_id": "56", "attribute_uuid": "5f8a6f4e-2b3c-4d5e-8f90-0123456789ab", "config": config()}))
         .await;
     let results = reply["results"].as_array().unwrap();
-    assert_eq!(results.len(), 61);
+    // The reference's 61 entries, with the same type and value merged into one (issue 11).
+    assert_eq!(results.len(), 39);
+    assert!(misp_domaintools::misp::stored::refusals(results).is_empty());
     for entry in results {
         let values = entry["values"]
             .as_array()
@@ -106,13 +108,16 @@ async fn enrichment_requests_get_values_misp_can_store() {
         .find(|e| e["values"] == json!(["142.251.33.78"]))
         .unwrap();
     assert_eq!(
-        ip["comment"], "IP address from DomainTools",
-        "the comment already names the label"
+        ip["comment"], "IP address from DomainTools; Ip Address from Domaintools",
+        "the comment already names the label; merged entries name every label"
     );
     assert_eq!(ip["types"], json!(["ip-dst"]));
-    let country = results
-        .iter()
-        .find(|e| e["comment"] == "IP Country Code: country code from DomainTools");
+    let country = results.iter().find(|e| {
+        e["comment"]
+            .as_str()
+            .unwrap()
+            .starts_with("IP Country Code: country code from DomainTools")
+    });
     assert_eq!(
         country.unwrap()["values"],
         json!(["US"]),
@@ -122,7 +127,7 @@ async fn enrichment_requests_get_values_misp_can_store() {
 
 #[tokio::test]
 async fn enrich_works_for_other_recorded_domains() {
-    let server = start().await;
+    let server = TestServer::start().await;
     let reply = server
         .query(json!({"module": "DomainTools-Iris-Enrich", "domain": "amazon.com", "config": config()}))
         .await;
@@ -146,7 +151,7 @@ async fn enrich_works_for_other_recorded_domains() {
 
 #[tokio::test]
 async fn a_wrong_api_key_gives_domaintools_403_message() {
-    let server = start().await;
+    let server = TestServer::start().await;
     let reply = server
         .query(
             json!({"module": "DomainTools-Iris-Investigate", "domain": "google.com",
@@ -155,7 +160,7 @@ async fn a_wrong_api_key_gives_domaintools_403_message() {
         .await;
     assert_eq!(
         reply,
-        json!({"results": [], "error": "DomainTools API error 403: The credentials you entered do not match an active account."})
+        crate::common::hover_error("DomainTools API error 403: The credentials you entered do not match an active account.")
     );
     assert!(server
         .fake
@@ -166,11 +171,11 @@ async fn a_wrong_api_key_gives_domaintools_403_message() {
 
 #[tokio::test]
 async fn unknown_domains_say_no_results_found() {
-    let server = start().await;
+    let server = TestServer::start().await;
     let reply = server
         .query(json!({"module": "DomainTools-Iris-Enrich", "domain": "no-such-domain-here.com", "config": config()}))
         .await;
-    assert_eq!(reply, json!({"results": [], "error": "No results found."}));
+    assert_eq!(reply, crate::common::hover_error("No results found."));
 }
 
 #[tokio::test]
@@ -182,12 +187,7 @@ async fn server_credentials_fill_in_when_misp_sends_none() {
         },
         ..options()
     };
-    let server = start_with(
-        FakeApi::new().with_user(USER, KEY),
-        options,
-        Duration::from_secs(8),
-    )
-    .await;
+    let server = TestServer::builder().options(options).start().await;
     for config in [
         json!({"username": null, "api_key": null, "results_limit": null}),
         json!({"username": "", "api_key": ""}),
@@ -220,7 +220,7 @@ async fn server_credentials_fill_in_when_misp_sends_none() {
 
 #[tokio::test]
 async fn the_request_timeout_is_honoured() {
-    let server = start().await;
+    let server = TestServer::start().await;
     server.fake.inject(
         "/v1/iris-investigate/",
         Fault::Slow(Duration::from_secs(5)),
@@ -232,7 +232,9 @@ async fn the_request_timeout_is_honoured() {
         .await;
     assert_eq!(
         reply,
-        json!({"results": [], "error": "Timeout: DomainTools did not answer within this request's time budget (1 s)."})
+        crate::common::hover_error(
+            "Timeout: DomainTools did not answer within this request's time budget (1 s)."
+        )
     );
     assert!(
         started.elapsed() < Duration::from_secs(3),
@@ -243,8 +245,9 @@ async fn the_request_timeout_is_honoured() {
 
 #[tokio::test]
 async fn upstream_failures_are_readable_and_never_leak_the_key() {
+    // The 503 last: after it the client rightly paces the account (2 s a call, tested in
+    // reliability_faults.rs), which would only make every later fault here wait its turn.
     let cases: Vec<(Fault, &str)> = vec![
-        (Fault::RateLimited, "DomainTools API error 503: You have exceeded the maximum number of requests per minute allowed under your service level (/min)."),
         (Fault::Status { status: 404, message: "We have no recent WHOIS information available for this domain/IP Address.".into() },
          "DomainTools API error 404: We have no recent WHOIS information available for this domain/IP Address."),
         (Fault::NonJson { status: 500, body: "oops not json".into() }, "DomainTools API error 500: Internal Server Error"),
@@ -252,8 +255,9 @@ async fn upstream_failures_are_readable_and_never_leak_the_key() {
         (Fault::WrongShape, "the DomainTools API sent an answer that could not be read (/v1/iris-investigate/: unexpected shape"),
         (Fault::LimitExceeded, "DomainTools Iris limit exceeded: Maximum 5000 returned - you may need to refine your query."),
         (Fault::CutBody, "the connection to the DomainTools API failed"),
+        (Fault::RateLimited, "DomainTools API error 503: You have exceeded the maximum number of requests per minute allowed under your service level (/min)."),
     ];
-    let server = start().await;
+    let server = TestServer::start().await;
     for (fault, expected) in cases {
         server.fake.clear_faults();
         server
@@ -266,7 +270,7 @@ async fn upstream_failures_are_readable_and_never_leak_the_key() {
             .as_str()
             .unwrap_or_else(|| panic!("{fault:?}: {reply}"));
         assert!(error.starts_with(expected), "{fault:?}: {error}");
-        assert_eq!(reply["results"], json!([]));
+        assert_eq!(reply["results"], json!([crate::common::error_entry(error)]));
         assert!(
             !error.contains(KEY) && !error.contains("signature"),
             "{error}"
@@ -276,12 +280,10 @@ async fn upstream_failures_are_readable_and_never_leak_the_key() {
 
 #[tokio::test]
 async fn a_slow_upstream_hits_the_upstream_timeout() {
-    let server = start_with(
-        FakeApi::new().with_user(USER, KEY),
-        options(),
-        Duration::from_secs(1),
-    )
-    .await;
+    let server = TestServer::builder()
+        .client(|c| c.timeout = Duration::from_secs(1))
+        .start()
+        .await;
     server.fake.inject(
         "/v1/iris-enrich/",
         Fault::Slow(Duration::from_secs(4)),
@@ -293,21 +295,22 @@ async fn a_slow_upstream_hits_the_upstream_timeout() {
         .await;
     assert_eq!(
         reply,
-        json!({"results": [], "error": "DomainTools API did not answer within 1 s"})
+        crate::common::hover_error("DomainTools API did not answer within 1 s")
     );
     assert!(started.elapsed() < Duration::from_secs(3));
 }
 
 #[tokio::test]
 async fn an_unreachable_upstream_is_reported() {
-    let server = start().await;
+    let server = TestServer::start().await;
     let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = closed.local_addr().unwrap().port();
     drop(closed);
-    let mut config = domaintools::ClientConfig::new("MISP", "t");
-    config.base_url = format!("http://127.0.0.1:{port}");
-    config.proxy = domaintools::Proxy::None;
-    let client = domaintools::Client::new(config).unwrap();
+    let upstream = TestServer::builder()
+        .api_url(&format!("http://127.0.0.1:{port}"))
+        .start_client()
+        .await;
+    let client = &upstream.client;
     let creds = domaintools::Credentials::new(USER, KEY);
     let caller = domaintools::Caller::new(&creds, "t");
     let error = client
@@ -334,7 +337,11 @@ async fn demo_mode_marks_every_entry_and_ignores_misp_credentials() {
         },
         ..options()
     };
-    let server = start_with(FakeApi::new(), options, Duration::from_secs(8)).await;
+    let server = TestServer::builder()
+        .fake(FakeApi::new())
+        .options(options)
+        .start()
+        .await;
     let reply = server
         .query(
             json!({"module": "DomainTools-Iris-Investigate", "domain": "google.com",
@@ -356,7 +363,7 @@ async fn demo_mode_marks_every_entry_and_ignores_misp_credentials() {
 
 #[tokio::test]
 async fn concurrent_queries_are_independent() {
-    let server = std::sync::Arc::new(start().await);
+    let server = std::sync::Arc::new(TestServer::start().await);
     let mut tasks = Vec::new();
     for i in 0..40 {
         let server = server.clone();
@@ -364,7 +371,8 @@ async fn concurrent_queries_are_independent() {
             let (module, domain, expected) = match i % 3 {
                 0 => ("DomainTools-Iris-Investigate", "google.com", 61),
                 1 => ("DomainTools-Iris-Enrich", "google.com", 51),
-                _ => ("DomainTools-Iris-Enrich", "no-such-domain-here.com", 0),
+                // A hover's error is its one entry (issue 11).
+                _ => ("DomainTools-Iris-Enrich", "no-such-domain-here.com", 1),
             };
             let reply = server
                 .query(json!({"module": module, "domain": domain, "config": config()}))

@@ -5,9 +5,13 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeZone, Utc};
 use domaintools::auth::{sign, timestamp, Credentials, SignHash};
-use domaintools_fake::{FakeApi, Fault, RunningFake, DEMO_API_KEY, DEMO_USERNAME, MANY_LIMIT};
+use domaintools_fake::{FakeApi, Fault, DEMO_API_KEY, DEMO_USERNAME, MANY_LIMIT};
 use serde_json::{json, Value};
 
+use crate::common::server::{fixture, http_client, TestFake, TestServer};
+
+/// The account of the signature vectors computed with DomainTools' Python client (not the
+/// harness's test account: the recorded signatures below are over this key).
 const USER: &str = "test_user";
 const KEY: &str = "test_key_0123456789";
 const CLASSIC_JSON: &str = "application/json;charset=utf-8";
@@ -15,12 +19,6 @@ const DETECT_JSON: &str = "application/json";
 
 /// Request parameters in a table of cases.
 type Query = [(&'static str, &'static str)];
-
-fn fixture(name: &str) -> Value {
-    let path = format!("{}/{name}", domaintools_fake::FIXTURES_DIR);
-    let text = std::fs::read_to_string(&path).expect("fixture file");
-    serde_json::from_str(&text).expect("fixture JSON")
-}
 
 /// HMAC parameters as the Python client sends them, signed for `path` now.
 fn signed_with(path: &str, user: &str, key: &str, hash: SignHash) -> Vec<(String, String)> {
@@ -90,8 +88,8 @@ impl Reply {
 }
 
 struct Harness {
+    upstream: TestFake,
     fake: FakeApi,
-    running: RunningFake,
     client: reqwest::Client,
     /// The fake's frozen clock, if any: requests are signed at that time.
     clock: Option<DateTime<Utc>>,
@@ -102,11 +100,11 @@ async fn start() -> Harness {
 }
 
 async fn start_with(fake: FakeApi) -> Harness {
-    let running = fake.spawn().await.expect("bind loopback");
+    let upstream = TestServer::builder().fake(fake.clone()).start_fake().await;
     Harness {
+        upstream,
         fake,
-        running,
-        client: reqwest::Client::new(),
+        client: http_client(),
         clock: None,
     }
 }
@@ -125,7 +123,7 @@ impl Harness {
     }
 
     fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.running.base_url())
+        format!("{}{path}", self.upstream.base_url())
     }
 
     /// A GET signed as `test_user`, with `params` after the auth ones.

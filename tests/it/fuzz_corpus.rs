@@ -1,7 +1,7 @@
 //! Stable-toolchain smoke test of the `/query` fuzz target: replays `fuzz/corpus/query/`
 //! (nasty inputs kept in the repository, plus anything `cargo fuzz` added there) and every
 //! example request, whole and cut short at many points, through the same entry point the
-//! fuzzer uses (`tests/common/fuzz_entry.rs`). See docs/fuzzing.md.
+//! fuzzer uses (`tests/it/common/fuzz_entry.rs`). See docs/fuzzing.md.
 
 use crate::common::fuzz_entry;
 

@@ -2,7 +2,6 @@
 //! golden outputs (reference doc §12.4 and §12.5) entry by entry on the recorded DomainTools
 //! answers, allowing only the documented divergences (docs/compatibility.md).
 
-use chrono::{TimeZone, Utc};
 use misp_domaintools::misp::{render, Form, Payload};
 use misp_domaintools::modules::classic::{
     map_domain, map_host_domains, map_reverse_whois, map_risk, Flavor,
@@ -11,17 +10,11 @@ use misp_domaintools::modules::historic;
 use serde_json::{json, Value};
 
 use crate::common::golden::{self, Divergences};
+use crate::common::server::{fixture, golden_day};
 
 /// The `response` object of a recorded answer, as the client hands it to the modules.
-fn answer(fixture: &str) -> Value {
-    let path = format!("{}/{fixture}", domaintools_fake::FIXTURES_DIR);
-    let body: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    body["response"].clone()
-}
-
-/// The day the golden outputs were produced.
-fn golden_day() -> chrono::DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 11, 25, 0, 0, 0).unwrap()
+fn answer(name: &str) -> Value {
+    fixture(name)["response"].clone()
 }
 
 fn hover(payload: &Payload) -> Vec<Value> {
@@ -147,7 +140,7 @@ fn analyze_on_an_ip_shows_the_count_only() {
 fn reverse_whois_lists_every_domain_then_the_counts() {
     let response = answer("reverse-whois.json");
     let mut p = Payload::new();
-    map_reverse_whois(&mut p, &response);
+    map_reverse_whois(&mut p, &response, u64::MAX);
     let ours = hover(&p);
     assert_eq!(ours.len(), 25_002, "no results_limit, as the reference");
     let domains = response["domains"].as_array().unwrap();
@@ -256,7 +249,7 @@ fn classic_modules_emit_types_and_categories_misp_accepts() {
     ];
     let mut ips = Payload::new();
     map_host_domains(&mut ips, &answer("host-domains.json"), Flavor::Pivot, 100);
-    map_reverse_whois(&mut ips, &answer("reverse-whois.json"));
+    map_reverse_whois(&mut ips, &answer("reverse-whois.json"), u64::MAX);
     payloads.push(ips);
     let mut checked = 0;
     for payload in &payloads {

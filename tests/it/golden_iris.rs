@@ -1,28 +1,21 @@
 //! The Iris hover modules reproduce the Python reference's golden outputs (reference doc §12.1
 //! and §12.2) entry by entry on the recorded DomainTools answers.
 
-use chrono::{TimeZone, Utc};
 use misp_domaintools::misp::{render, Form};
-use misp_domaintools::modules::iris_hover::{map, Product};
+use misp_domaintools::modules::iris_record::{map, Product};
 use serde_json::Value;
 
 use crate::common::golden;
+use crate::common::server::{fixture, golden_day};
 
-fn record(fixture: &str, domain: &str) -> Value {
-    let path = format!("{}/{fixture}", domaintools_fake::FIXTURES_DIR);
-    let body: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    body["response"]["results"]
+fn record(name: &str, domain: &str) -> Value {
+    fixture(name)["response"]["results"]
         .as_array()
         .unwrap()
         .iter()
         .find(|r| r["domain"] == domain)
         .cloned()
         .unwrap()
-}
-
-/// The day the golden outputs were produced.
-fn golden_day() -> chrono::DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 11, 25, 0, 0, 0).unwrap()
 }
 
 #[test]
@@ -84,12 +77,10 @@ fn iris_pivot_matches_the_reference_on_google_com() {
 }
 
 fn investigate_results() -> Vec<Value> {
-    let path = format!(
-        "{}/iris-investigate-domain.json",
-        domaintools_fake::FIXTURES_DIR
-    );
-    let body: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    body["response"]["results"].as_array().unwrap().clone()
+    fixture("iris-investigate-domain.json")["response"]["results"]
+        .as_array()
+        .unwrap()
+        .clone()
 }
 
 /// §12.5: a non-domain pivot with results_limit 1 keeps the reference's first entry; our one
@@ -124,22 +115,36 @@ fn iris_import_matches_the_reference_on_the_recorded_search() {
     let stored = render(payload.entries(), Form::Stored, None);
     assert_eq!(stored[0]["values"], serde_json::json!(["amazon.com"]));
     assert_eq!(stored[1]["values"], serde_json::json!(["google.com"]));
-    assert_eq!(stored[1]["comment"], "Domain from DomainTools Iris");
+    // Stored, each domain carries what Iris says of it (issue 11: no import summary on it).
+    assert_eq!(
+        stored[1]["comment"],
+        "Domain from DomainTools Iris: risk score 0, created 1997-09-15, expires 2028-09-14, active"
+    );
 }
 
 /// §12.5: Iris-Detect with the default form on the recorded new-domains page gives 100
 /// entries of the reference's shape, one per domain, in the API's order.
 #[test]
 fn iris_detect_default_matches_the_reference_shape() {
-    let path = format!("{}/iris-detect-new.json", domaintools_fake::FIXTURES_DIR);
-    let page: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let page = fixture("iris-detect-new.json");
     let domains = page["watchlist_domains"].as_array().unwrap();
     let (entries, ids) = misp_domaintools::modules::iris_detect::map(domains);
     assert_eq!(entries.len(), 100);
     assert_eq!(ids.len(), 100);
     for (entry, domain) in entries.iter().zip(domains) {
+        // The reference's shape, plus (issue 11) a comment of each domain's own instead of
+        // the import summary MISP would put on all of them.
+        let mut entry = entry.clone();
+        let comment = entry.as_object_mut().unwrap().remove("comment").unwrap();
+        assert!(
+            comment
+                .as_str()
+                .unwrap()
+                .starts_with("Iris Detect new domain, discovered 20"),
+            "{comment}"
+        );
         assert_eq!(
-            *entry,
+            entry,
             serde_json::json!({"categories": ["External analysis"], "type": "domain",
                 "values": domain["domain"], "tags": ["DomainTools", "Iris Detect"]})
         );

@@ -4,13 +4,10 @@
 
 use chrono::Utc;
 use misp_domaintools::misp::{render, Form, CATALOGUE};
-use misp_domaintools::modules::iris_hover::{map, Product};
+use misp_domaintools::modules::iris_record::{map, Product};
 use serde_json::Value;
 
-fn fixture(name: &str) -> Value {
-    let path = format!("{}/{name}", domaintools_fake::FIXTURES_DIR);
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
+use crate::common::server::fixture;
 
 /// Asserts every rendered entry is storable in MISP; returns how many pairs were checked.
 pub fn assert_valid(entries: &[Value]) -> usize {
@@ -37,7 +34,7 @@ pub fn assert_valid(entries: &[Value]) -> usize {
 }
 
 #[test]
-fn iris_hover_modules_emit_valid_misp() {
+fn iris_record_modules_emit_valid_misp() {
     let mut checked = 0;
     for (file, product) in [
         ("iris-investigate-domain.json", Product::Investigate),

@@ -8,7 +8,7 @@ use crate::common::opencti::{
 use crate::common::server::{KEY, USER};
 use crate::common::stix_check::check_with_stix2;
 use domaintools_fake::{FakeApi, Fault, RunningFake};
-use misp_domaintools::stix::{ids, Tlp};
+use misp_domaintools::stix::{ids, Tlp, OPENCTI_SCO_EXTENSION};
 use serde_json::{json, Value};
 
 async fn fake_domaintools() -> (FakeApi, RunningFake) {
@@ -56,7 +56,11 @@ async fn registers_pings_and_refuses_callbacks_without_the_token() {
     assert_eq!(input["type"], "INTERNAL_ENRICHMENT");
     assert_eq!(input["scope"], json!(["Domain-Name", "IPv4-Addr"]));
     assert_eq!(input["auto"], false);
-    assert_eq!(input["playbook_compatible"], false);
+    // As the Python connector's manifest says (playbook_supported: true).
+    assert_eq!(input["playbook_compatible"], true);
+    // 6.9.17 (the fake's release) takes pycti's enrichment fields.
+    assert_eq!(input["auto_update"], false);
+    assert_eq!(input["enrichment_resolution"], "none");
     assert!(
         uri.starts_with("http://127.0.0.1:") && uri.ends_with("/api/callback"),
         "{uri}"
@@ -178,7 +182,12 @@ async fn a_domain_is_enriched_and_its_bundle_pushed() {
     let sequence: Vec<(String, Option<String>)> = platform
         .calls()
         .into_iter()
-        .filter(|c| !matches!(c.field.as_str(), "pingConnector" | "registerConnector"))
+        .filter(|c| {
+            !matches!(
+                c.field.as_str(),
+                "about" | "pingConnector" | "registerConnector"
+            )
+        })
         .map(|c| (c.field, c.draft_id))
         .collect();
     let draft = Some("draft-7".to_owned());
@@ -200,7 +209,8 @@ async fn a_domain_is_enriched_and_its_bundle_pushed() {
     // The observable is the platform's: its id, its score, no new marking or author.
     let google = object_with_value(&bundle, "google.com");
     assert_eq!(google["id"], ids::domain_name_id("google.com"));
-    assert_eq!(google["x_opencti_score"], 0);
+    assert_eq!(google["extensions"][OPENCTI_SCO_EXTENSION]["score"], 0);
+    assert!(google.get("x_opencti_score").is_none());
     assert!(google.get("object_marking_refs").is_none());
     let objects = bundle["objects"].as_array().unwrap();
     for object in objects.iter().filter(|o| o["type"] == "relationship") {
@@ -270,8 +280,13 @@ async fn an_ip_is_enriched_through_its_domains_with_stricter_markings_kept() {
     let bundle = pushed_bundle(&platform, "work-ip");
     let ip = object_with_value(&bundle, "54.239.28.85");
     let amazon = object_with_value(&bundle, "amazon.com");
-    assert_eq!(amazon["x_opencti_score"], 0, "the domain's own score");
-    assert!(ip.get("x_opencti_score").is_none());
+    assert_eq!(
+        amazon["extensions"][OPENCTI_SCO_EXTENSION]["score"], 0,
+        "the domain's own score"
+    );
+    assert!(ip["extensions"][OPENCTI_SCO_EXTENSION]
+        .get("score")
+        .is_none());
     let objects = bundle["objects"].as_array().unwrap();
     let link = objects
         .iter()
@@ -394,4 +409,38 @@ async fn a_refused_token_stops_the_connector_at_registration() {
     let text = format!("{error:#}");
     assert!(text.contains("You must be logged in"), "{text}");
     assert!(!text.contains("not-the-token"));
+}
+
+#[tokio::test]
+async fn an_iris_enrich_account_enriches_domains_through_iris_enrich() {
+    let platform = FakeOpencti::start().await;
+    let (fake, dt) = fake_domaintools().await;
+    platform.add_observable("entity-google", "Domain-Name", "google.com", None);
+    let connector = start(
+        settings(&platform, &["--domaintools-product", "enrich"]),
+        &dt.base_url(),
+        USER,
+        KEY,
+    );
+    let uri = platform.callback_uri().await;
+    let register = &platform.calls_to("registerConnector")[0];
+    assert_eq!(
+        register.variables["input"]["scope"],
+        json!(["Domain-Name"]),
+        "Iris Enrich has no IP pivot to offer"
+    );
+    let message = enrichment_message("work-enrich", "entity-google", "Domain-Name").to_string();
+    let (status, _) = post_callback(&uri, Some(TOKEN), &message).await;
+    assert_eq!(status, 202);
+    let processed = platform.processed("work-enrich").await;
+    assert_eq!(
+        processed.variables["inError"], false,
+        "{:?}",
+        processed.variables
+    );
+    assert_eq!(fake.calls_to("/v1/iris-enrich/"), 1);
+    assert_eq!(fake.calls_to("/v1/iris-investigate/"), 0);
+    let bundle = pushed_bundle(&platform, "work-enrich");
+    assert!(bundle["objects"].as_array().unwrap().len() > 10);
+    connector.stop().await.unwrap();
 }

@@ -9,7 +9,7 @@ use domaintools_fake::{FakeApi, Fault};
 use misp_domaintools::http::Options;
 use serde_json::{json, Value};
 
-use crate::common::server::{config, options, start, start_custom, TestServer, KEY, USER};
+use crate::common::server::{config, options, TestServer, KEY, USER};
 
 const INVESTIGATE: &str = "/v1/iris-investigate/";
 const ENRICH: &str = "/v1/iris-enrich/";
@@ -33,7 +33,7 @@ async fn limits_learned(server: &TestServer) {
 
 #[tokio::test]
 async fn fifty_identical_hovers_cost_one_call_and_repeats_cost_none() {
-    let server = Arc::new(start().await);
+    let server = Arc::new(TestServer::start().await);
     let tasks: Vec<_> = (0..50)
         .map(|_| {
             let server = server.clone();
@@ -81,10 +81,10 @@ async fn two_hundred_fifty_enrich_hovers_go_out_as_three_calls() {
     // A wide batch window so every request surely arrives within it, whatever the machine load
     // (the default, 10 ms, is for requests that arrive together, as MISP's bulk enrichment sends).
     let server = Arc::new(
-        start_custom(FakeApi::new().with_user(USER, KEY), options(), |c| {
-            c.enrich_batch_window = Duration::from_millis(1500)
-        })
-        .await,
+        TestServer::builder()
+            .client(|c| c.enrich_batch_window = Duration::from_millis(1500))
+            .start()
+            .await,
     );
     let domains: Vec<String> = (1..=250)
         .map(|i| {
@@ -114,7 +114,7 @@ async fn two_hundred_fifty_enrich_hovers_go_out_as_three_calls() {
         if domain.starts_with("no-such") {
             assert_eq!(
                 reply,
-                json!({"results": [], "error": "No results found."}),
+                crate::common::hover_error("No results found."),
                 "{domain}"
             );
         } else {
@@ -181,7 +181,7 @@ async fn accounts_never_share_cached_data() {
     let fake = FakeApi::new()
         .with_user(USER, KEY)
         .with_user("second-user", "second-key");
-    let server = start_custom(fake, options(), |_| {}).await;
+    let server = TestServer::builder().fake(fake).start().await;
     let first = server
         .query(hover("DomainTools-Iris-Enrich", "google.com"))
         .await;
@@ -207,7 +207,7 @@ async fn accounts_never_share_cached_data() {
         .await;
     assert_eq!(
         wrong_key,
-        json!({"results": [], "error": "DomainTools API error 403: The credentials you entered do not match an active account."}),
+        crate::common::hover_error("DomainTools API error 403: The credentials you entered do not match an active account."),
         "a wrong key for a cached username gets DomainTools' 403, not the cached data"
     );
     assert_eq!(server.fake.calls_to(ENRICH), 3);
@@ -220,7 +220,7 @@ async fn calls_wait_their_turn_and_say_so_when_the_turn_is_past_the_budget() {
     let fake = FakeApi::new()
         .with_user(USER, KEY)
         .with_per_minute_limit("iris-investigate", 12);
-    let server = Arc::new(start_custom(fake, options(), |_| {}).await);
+    let server = Arc::new(TestServer::builder().fake(fake).start().await);
     // The first call only starts the background read of the account's limits: it takes no turn.
     server
         .query(hover("DomainTools-Iris-Investigate", "synthetic-0000.com"))
@@ -299,12 +299,13 @@ async fn calls_wait_their_turn_and_say_so_when_the_turn_is_past_the_budget() {
 
 #[tokio::test]
 async fn a_503_is_retried_within_the_budget() {
-    let server = start().await;
+    let server = TestServer::start().await;
     server.fake.inject(ENRICH, Fault::RateLimited, Some(1));
     let reply = server
         .query(json!({"module": "DomainTools-Iris-Enrich", "domain": "google.com", "event_id": "7", "config": config()}))
         .await;
-    assert_eq!(reply["results"].as_array().unwrap().len(), 51, "{reply}");
+    // Stored: 51 entries, the same type and value merged (issue 11).
+    assert_eq!(reply["results"].as_array().unwrap().len(), 38, "{reply}");
     assert_eq!(server.fake.calls_to(ENRICH), 2);
     assert_eq!(
         server
@@ -322,7 +323,7 @@ async fn the_hover_budget_ends_upstream_work_with_a_clear_error() {
         hover_budget: Duration::from_millis(800),
         ..options()
     };
-    let server = start_custom(FakeApi::new().with_user(USER, KEY), options, |_| {}).await;
+    let server = TestServer::builder().options(options).start().await;
     server
         .fake
         .inject(INVESTIGATE, Fault::Slow(Duration::from_secs(10)), None);
@@ -332,7 +333,9 @@ async fn the_hover_budget_ends_upstream_work_with_a_clear_error() {
         .await;
     assert_eq!(
         reply,
-        json!({"results": [], "error": "Timeout: DomainTools did not answer within this request's time budget (0.8 s)."})
+        crate::common::hover_error(
+            "Timeout: DomainTools did not answer within this request's time budget (0.8 s)."
+        )
     );
     assert!(
         started.elapsed() < Duration::from_millis(1500),
@@ -343,7 +346,7 @@ async fn the_hover_budget_ends_upstream_work_with_a_clear_error() {
 
 #[tokio::test]
 async fn a_client_that_goes_away_cancels_the_upstream_call() {
-    let server = start().await;
+    let server = TestServer::start().await;
     server
         .fake
         .inject(INVESTIGATE, Fault::Slow(Duration::from_secs(20)), None);
@@ -379,7 +382,7 @@ async fn a_client_that_goes_away_cancels_the_upstream_call() {
 
 #[tokio::test]
 async fn metrics_cover_the_work_and_hold_no_secret() {
-    let server = start().await;
+    let server = TestServer::start().await;
     server
         .query(hover("DomainTools-Iris-Investigate", "google.com"))
         .await;
@@ -409,7 +412,7 @@ async fn metrics_can_be_turned_off() {
         metrics_endpoint: false,
         ..options()
     };
-    let server = start_custom(FakeApi::new().with_user(USER, KEY), options, |_| {}).await;
+    let server = TestServer::builder().options(options).start().await;
     let status = reqwest::Client::builder()
         .no_proxy()
         .build()

@@ -302,8 +302,8 @@ async fn forged_foreign_and_oversized_entries_are_refused_and_counted() {
         .timeout(Duration::from_secs(20))
         .build()
         .unwrap();
-    // No in-process cache: every lookup reads Redis.
-    let no_memory = ["--cache-size-mb", "0"];
+    // No in-process cache and no reply cache: every lookup reads Redis.
+    let no_memory = ["--cache-size-mb", "0", "--reply-cache-ttl", "0"];
     let ours = start_replica_with(&running.base_url(), redis_port, CACHE_SECRET, &no_memory).await;
     let theirs = start_replica_with(
         &running.base_url(),

@@ -7,19 +7,18 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use domaintools_fake::FakeApi;
 use serde_json::{json, Map, Value};
 
-use crate::common::server::{config, options, start_custom, TestServer, KEY, USER};
+use crate::common::server::{config, options, TestServer, KEY};
 
 /// A server whose client does not learn the account's rate limits: the recorded account
 /// allows reverse whois 10 calls a minute, and these tests send hundreds of lookups about
 /// parsing, not pacing (rate limits have their own tests in quota.rs).
 async fn start() -> TestServer {
-    start_custom(FakeApi::new().with_user(USER, KEY), options(), |client| {
-        client.learn_rate_limits = false;
-    })
-    .await
+    TestServer::builder()
+        .client(|client| client.learn_rate_limits = false)
+        .start()
+        .await
 }
 
 /// What the server says when a module panicked: must never appear.
@@ -211,15 +210,14 @@ async fn bodies_over_the_limit_and_ten_megabyte_strings() {
 
     // A server that accepts 32 MiB: 10 MB strings in every place a string goes, each answered
     // with a clear error (a 10 MB domain is not a domain), quickly and without echoing it.
-    let server = start_custom(
-        FakeApi::new().with_user(USER, KEY),
-        misp_domaintools::http::Options {
+    let server = TestServer::builder()
+        .options(misp_domaintools::http::Options {
             body_limit: 32 * 1024 * 1024,
             ..options()
-        },
-        |client| client.learn_rate_limits = false,
-    )
-    .await;
+        })
+        .client(|client| client.learn_rate_limits = false)
+        .start()
+        .await;
     let ten_mb = "x".repeat(10 * 1024 * 1024);
     let cases = [
         json!({"module": "DomainTools-Iris-Investigate", "domain": ten_mb, "config": config()}),

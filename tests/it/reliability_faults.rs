@@ -6,10 +6,10 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use domaintools_fake::{FakeApi, Fault};
+use domaintools_fake::Fault;
 use serde_json::{json, Value};
 
-use crate::common::server::{config, options, start_with, TestServer, KEY, USER};
+use crate::common::server::{config, TestServer, KEY, USER};
 
 /// The upstream timeout of these servers: short, so timeout faults are quick to provoke.
 const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(1);
@@ -152,12 +152,10 @@ fn faults() -> Vec<(&'static str, Fault, &'static [&'static str])> {
 }
 
 async fn server() -> TestServer {
-    start_with(
-        FakeApi::new().with_user(USER, KEY),
-        options(),
-        UPSTREAM_TIMEOUT,
-    )
-    .await
+    TestServer::builder()
+        .client(|client| client.timeout = UPSTREAM_TIMEOUT)
+        .start()
+        .await
 }
 
 /// The error text of a reply, if it is a clear error MISP can show; why not otherwise.
@@ -276,7 +274,10 @@ async fn a_refused_connection_is_a_clear_error_and_the_server_keeps_serving() {
     let closed = tokio::net::TcpSocket::new_v4().unwrap();
     closed.bind("127.0.0.1:0".parse().unwrap()).unwrap();
     let port = closed.local_addr().unwrap().port();
-    let server = crate::common::server::start_at(&format!("http://127.0.0.1:{port}")).await;
+    let server = TestServer::builder()
+        .api_url(&format!("http://127.0.0.1:{port}"))
+        .start()
+        .await;
     for case in cases() {
         let started = Instant::now();
         let (status, reply) = server.post(&case.request).await;

@@ -12,7 +12,7 @@ use domaintools_fake::FakeApi;
 use serde_json::{json, Value};
 
 use crate::common::child::ChildServer;
-use crate::common::server::{KEY, USER};
+use crate::common::server::{TestServer, KEY, USER};
 
 const CONCURRENT: usize = 2_000;
 const UPSTREAM_LATENCY: Duration = Duration::from_millis(200);
@@ -153,7 +153,7 @@ async fn two_thousand_concurrent_hovers_all_correct_with_bounded_memory() {
     raise_fd_limit();
     let fake = FakeApi::new().with_user(USER, KEY);
     fake.set_latency(UPSTREAM_LATENCY);
-    let running = fake.spawn().await.unwrap();
+    let running = TestServer::builder().fake(fake.clone()).start_fake().await;
     // Cache off and every domain distinct: each query costs the upstream its own 200 ms (or
     // its share of an Enrich batch). Rate limits off: the recorded account allows Iris
     // Investigate 20 calls a minute, which this test is not about. A budget above the

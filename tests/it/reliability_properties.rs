@@ -11,8 +11,7 @@ use misp_domaintools::protocol::{self, DefaultCredentials};
 use proptest::prelude::*;
 use serde_json::{json, Map, Value};
 
-use crate::common::server::{config, options, start_custom, KEY, USER};
-use domaintools_fake::FakeApi;
+use crate::common::server::{config, TestServer};
 
 /// Any JSON value, nested a few levels.
 fn json_value() -> impl Strategy<Value = Value> {
@@ -259,10 +258,10 @@ proptest! {
         runtime.block_on(async {
             // Rate limits not learned: reverse whois allows 10 calls a minute on the
             // recorded account, and this test is about paths, not pacing.
-            let server = start_custom(FakeApi::new().with_user(USER, KEY), options(), |client| {
-                client.learn_rate_limits = false;
-            })
-            .await;
+            let server = TestServer::builder()
+                .client(|client| client.learn_rate_limits = false)
+                .start()
+                .await;
             for value in &values {
                 for (module, key) in [
                     ("DomainTools-Analyze", "domain"),

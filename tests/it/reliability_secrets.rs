@@ -18,6 +18,7 @@ use misp_domaintools::registry::{Registry, MODULES};
 use serde_json::{json, Value};
 
 use crate::common::child::ChildServer;
+use crate::common::server::TestServer;
 
 /// The server's own account (environment).
 const ENV_USER: &str = "env-user";
@@ -96,7 +97,7 @@ async fn no_key_or_signature_in_logs_replies_or_metrics_at_debug_level() {
     let fake = FakeApi::new()
         .with_user(ENV_USER, ENV_KEY)
         .with_user(MISP_USER, MISP_KEY);
-    let running = fake.spawn().await.unwrap();
+    let running = TestServer::builder().fake(fake.clone()).start_fake().await;
     let api_url = running.base_url();
     // No response cache: every faulted request must reach the fake and fail.
     let server = ChildServer::start(

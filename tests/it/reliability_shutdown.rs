@@ -8,8 +8,7 @@ use domaintools_fake::{FakeApi, Fault};
 use serde_json::{json, Value};
 use tokio::io::AsyncWriteExt;
 
-use crate::common::child::ChildServer;
-use crate::common::server::{KEY, USER};
+use crate::common::server::{TestServer, KEY, USER};
 
 const INVESTIGATE: &str = "/v1/iris-investigate/";
 
@@ -26,11 +25,10 @@ async fn wait_for_call(fake: &FakeApi, path: &str, count: usize) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_lets_in_flight_queries_finish_then_exits_zero() {
-    let fake = FakeApi::new().with_user(USER, KEY);
-    let running = fake.spawn().await.unwrap();
+    let mut server = TestServer::builder().child(&[], &[]).await;
+    let fake = server.fake().clone();
     // The upstream takes 2 s: the signal arrives while the queries wait for it.
     fake.inject(INVESTIGATE, Fault::Slow(Duration::from_secs(2)), None);
-    let mut server = ChildServer::start(&["--api-url", &running.base_url()], &[]).await;
     let client = reqwest::Client::builder().no_proxy().build().unwrap();
 
     let mut in_flight = Vec::new();
@@ -90,9 +88,7 @@ async fn sigterm_lets_in_flight_queries_finish_then_exits_zero() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_never_finishes_its_request_cannot_hold_the_shutdown_forever() {
-    let fake = FakeApi::new().with_user(USER, KEY);
-    let running = fake.spawn().await.unwrap();
-    let mut server = ChildServer::start(&["--api-url", &running.base_url()], &[]).await;
+    let mut server = TestServer::builder().child(&[], &[]).await;
 
     // Headers promising 1000 bytes of body, 10 sent, then silence with the socket open.
     let mut stalled = tokio::net::TcpStream::connect(("127.0.0.1", server.port))

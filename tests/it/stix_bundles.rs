@@ -2,11 +2,10 @@
 //! reviewed by hand (tests/golden/stix-*.json) and checked by the OASIS stix2 library, plus
 //! the synthetic records of the fake API through the whole enrichment path.
 
-use crate::common::server::{KEY, USER};
+use crate::common::server::{TestServer, KEY, USER};
 use crate::common::stix_check::check_with_stix2;
-use chrono::{DateTime, TimeZone, Utc};
-use domaintools::{Caller, Client, ClientConfig, Credentials, Proxy};
-use domaintools_fake::FakeApi;
+use chrono::{DateTime, Utc};
+use domaintools::{Caller, Credentials};
 use misp_domaintools::stix::mapping::bundle;
 use misp_domaintools::stix::{
     enrich, ids, map_records, EnrichSettings, MapOptions, Observable, ObservableKind, Tlp,
@@ -17,7 +16,7 @@ use serde_json::Value;
 pub const GOLDEN_BUNDLE_UUID: &str = "2f6d8c4e-1b3a-4e5f-9a7b-c0d1e2f3a4b5";
 
 fn golden_now() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 11, 25, 0, 0, 0).unwrap()
+    crate::common::server::golden_day()
 }
 
 fn fixture_records() -> Vec<Value> {
@@ -148,12 +147,11 @@ fn a_large_ip_pivot_gives_one_object_per_id_and_passes_stix2() {
 /// An IP enrichment through the real client: markings follow the observable's TLP.
 #[tokio::test]
 async fn an_ip_enrichment_marks_relationships_with_the_observables_tlp() {
-    let fake = FakeApi::new().with_user(USER, KEY);
-    let running = fake.spawn().await.unwrap();
-    let mut config = ClientConfig::new("OpenCTI", "test");
-    config.base_url = running.base_url();
-    config.proxy = Proxy::None;
-    let client = Client::new(config).unwrap();
+    let upstream = TestServer::builder()
+        .app_partner("OpenCTI")
+        .start_client()
+        .await;
+    let client = &upstream.client;
     let credentials = Credentials::new(USER, KEY);
     let caller = Caller::new(&credentials, "test");
     // The fake's ip pivot matches the recorded records only; 142.251.33.78 is google.com's.
@@ -161,10 +159,11 @@ async fn an_ip_enrichment_marks_relationships_with_the_observables_tlp() {
         marking: Tlp::Green,
         ip_domain_limit: 1,
         confidence: Some(70),
+        ..EnrichSettings::default()
     };
     let observable = Observable::parse("142.251.33.78").unwrap();
     let enrichment = enrich(
-        &client,
+        client,
         caller,
         &observable,
         &settings,
@@ -195,4 +194,24 @@ async fn an_ip_enrichment_marks_relationships_with_the_observables_tlp() {
             _ => assert_eq!(object["object_marking_refs"][0], Tlp::Green.marking_id()),
         }
     }
+}
+
+#[test]
+fn every_golden_bundle_passes_the_strict_stix2_validator() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
+    let mut bundles: Vec<std::path::PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| {
+            path.file_name()
+                .is_some_and(|name| name.to_string_lossy().starts_with("stix-"))
+                && path.extension().is_some_and(|ext| ext == "json")
+        })
+        .collect();
+    bundles.sort();
+    assert!(
+        bundles.len() >= 2,
+        "the golden bundles are found: {bundles:?}"
+    );
+    crate::common::stix_check::validate_strict(&bundles);
 }

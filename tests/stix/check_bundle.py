@@ -98,8 +98,10 @@ def main(path):
                     errors.append("%s: author %s not in the bundle" % (oid, author))
                 if not obj.get("object_marking_refs"):
                     errors.append("%s: created without a marking" % oid)
-            if "x_opencti_score" in obj and extension.get("score") != obj["x_opencti_score"]:
-                errors.append("%s: the two scores differ" % oid)
+            if "x_opencti_score" in obj:
+                errors.append("%s: the score belongs in OpenCTI's extension only" % oid)
+            if extension and extension.get("extension_type") != "property-extension":
+                errors.append("%s: OpenCTI's extension is not a property-extension" % oid)
         elif kind == "identity":
             expected = pycti_id(
                 "identity",

@@ -20,28 +20,28 @@ const SUPPORT_URL: &str = "https://docs.domaintools.com";
 /// Message of the real API's per-minute throttling answer (legacy error-code page).
 pub(super) const RATE_LIMITED_MESSAGE: &str = "You have exceeded the maximum number of requests per minute allowed under your service level (/min).";
 
-/// Which product family a path belongs to: they differ in content type and envelope.
+/// The envelope and content type of a path's answers, which differ between product families.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Family {
+pub(super) enum Envelope {
     /// `{"response": …}`, `application/json;charset=utf-8`.
     Classic,
     /// Bare objects, `application/json`.
     Detect,
 }
 
-impl Family {
+impl Envelope {
     pub fn of(path: &str) -> Self {
         if path.starts_with("/v1/iris-detect") {
-            Family::Detect
+            Envelope::Detect
         } else {
-            Family::Classic
+            Envelope::Classic
         }
     }
 
     pub fn content_type(self) -> &'static str {
         match self {
-            Family::Classic => CLASSIC_JSON,
-            Family::Detect => DETECT_JSON,
+            Envelope::Classic => CLASSIC_JSON,
+            Envelope::Detect => DETECT_JSON,
         }
     }
 }
@@ -55,7 +55,7 @@ pub(super) struct Answer {
 }
 
 impl Answer {
-    pub fn json(status: StatusCode, family: Family, value: &Value) -> Self {
+    pub fn json(status: StatusCode, family: Envelope, value: &Value) -> Self {
         Self {
             status,
             content_type: family.content_type(),
@@ -63,17 +63,17 @@ impl Answer {
         }
     }
 
-    pub fn ok(family: Family, value: &Value) -> Self {
+    pub fn ok(family: Envelope, value: &Value) -> Self {
         Self::json(StatusCode::OK, family, value)
     }
 
     /// A classic answer: `value` wrapped in `{"response": …}`.
     pub fn response(value: Value) -> Self {
-        Self::ok(Family::Classic, &json!({ "response": value }))
+        Self::ok(Envelope::Classic, &json!({ "response": value }))
     }
 
     /// The real error envelope with any status and message.
-    pub fn error(status: StatusCode, family: Family, message: &str) -> Self {
+    pub fn error(status: StatusCode, family: Envelope, message: &str) -> Self {
         let envelope = json!({
             "error": { "code": status.as_u16(), "message": message },
             "resources": { "support": SUPPORT_URL },
@@ -82,12 +82,12 @@ impl Answer {
     }
 
     /// The recorded 400: missing or malformed parameters, invalid domain.
-    pub fn bad_request(family: Family) -> Self {
+    pub fn bad_request(family: Envelope) -> Self {
         Self::json(StatusCode::BAD_REQUEST, family, &fixtures().error_400)
     }
 
     /// The recorded 403: any authentication failure.
-    pub fn forbidden(family: Family) -> Self {
+    pub fn forbidden(family: Envelope) -> Self {
         Self::json(StatusCode::FORBIDDEN, family, &fixtures().error_403)
     }
 
@@ -95,13 +95,13 @@ impl Answer {
     pub fn no_data() -> Self {
         Self::json(
             StatusCode::NOT_FOUND,
-            Family::Classic,
+            Envelope::Classic,
             &fixtures().error_404,
         )
     }
 
     /// 404 for a path no endpoint serves.
-    pub fn unknown_path(family: Family) -> Self {
+    pub fn unknown_path(family: Envelope) -> Self {
         Self::error(
             StatusCode::NOT_FOUND,
             family,
@@ -109,7 +109,7 @@ impl Answer {
         )
     }
 
-    pub fn method_not_allowed(family: Family) -> Self {
+    pub fn method_not_allowed(family: Envelope) -> Self {
         Self::error(
             StatusCode::METHOD_NOT_ALLOWED,
             family,

@@ -282,6 +282,63 @@ mod tests {
     }
 
     #[test]
+    fn expected_signatures_are_the_documented_vectors() {
+        // Reference §1.5: computed with DomainTools' own Python client, independently of ours.
+        let vectors = [
+            (
+                "/v1/iris-investigate/",
+                Hash::Sha256,
+                "4bee72f08226c745a33cf7c5975bf81aa37c264802ae196f8ae04cb792095ad2",
+            ),
+            (
+                "/v1/iris-investigate/",
+                Hash::Sha1,
+                "b7ab4b9887896ce34d5a0be8c82e61156fb5f890",
+            ),
+            (
+                "/v1/iris-enrich/",
+                Hash::Sha256,
+                "f775e145eb6087665a52f1537e5f57d1a8398220380e1a71c5e6d07f2b37d0aa",
+            ),
+            (
+                "/v1/account",
+                Hash::Sha256,
+                "3a3d591902017ed27576fc7a10ebb8ca1591d084984c85f4a7f04671cb8f53ef",
+            ),
+            (
+                "/v1/example.com/whois/parsed",
+                Hash::Sha256,
+                "253d29f886777acc47dfe7cddb38a52014a8b6b557def5e2e955cf00945ec0bd",
+            ),
+            (
+                "/v1/risk",
+                Hash::Sha256,
+                "71181c27fe143e11d92793433c0aadebf77d0acfdb9660f3d87bab6c9c03f075",
+            ),
+            (
+                "/v1/iris-detect/domains/new/",
+                Hash::Sha256,
+                "12ca4490cd4add3e5d1a728f1ff0b19842dafaf494207e323f2c359847399a95",
+            ),
+            (
+                "v1/feed/nod/",
+                Hash::Sha256,
+                "3bd942cf75811c3a0d2cad082bc9441425234c207f29c57cdc2bcb984479a825",
+            ),
+        ];
+        for (path, hash, expected) in vectors {
+            let signature = expected_signature(
+                "test_key_0123456789",
+                "test_user",
+                "2024-01-02T03:04:05Z",
+                path,
+                hash,
+            );
+            assert_eq!(signature, expected, "{path} {hash:?}");
+        }
+    }
+
+    #[test]
     fn timestamps_in_every_documented_form() {
         let expected = Utc.with_ymd_and_hms(2011, 2, 1, 22, 37, 59).unwrap();
         for text in [

@@ -7,7 +7,7 @@ use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-use super::answer::{Answer, Family};
+use super::answer::{Answer, Envelope};
 use super::auth::parse_timestamp;
 use super::data::{fixtures, records, set_field};
 use super::params::Params;
@@ -28,7 +28,7 @@ const SORT_FIELDS: [&str; 3] = ["discovered_date", "changed_date", "risk_score"]
 type Outcome = Result<Answer, Answer>;
 
 fn bad_request() -> Answer {
-    Answer::bad_request(Family::Detect)
+    Answer::bad_request(Envelope::Detect)
 }
 
 /// A date parameter as the clients send them: `YYYY-MM-DD`, RFC 3339, the Python client's
@@ -247,7 +247,7 @@ pub(super) fn list(ctx: &Context<'_>, which: &str) -> Outcome {
         })
         .collect();
     Ok(Answer::ok(
-        Family::Detect,
+        Envelope::Detect,
         &json!({
             "watchlist_domains": page,
             "total_count": matching.len(),
@@ -396,7 +396,7 @@ pub(super) fn escalate(ctx: &Context<'_>) -> Outcome {
         })
         .collect();
     Ok(Answer::ok(
-        Family::Detect,
+        Envelope::Detect,
         &json!({ "escalations": escalations }),
     ))
 }
@@ -444,7 +444,7 @@ pub(super) fn manage(ctx: &Context<'_>) -> Outcome {
         })
         .collect::<Result<Vec<Value>, Answer>>()?;
     Ok(Answer::ok(
-        Family::Detect,
+        Envelope::Detect,
         &json!({ "watchlist_domains": domains }),
     ))
 }
@@ -476,7 +476,7 @@ pub(super) fn monitors(ctx: &Context<'_>) -> Outcome {
         })
         .collect();
     Ok(Answer::ok(
-        Family::Detect,
+        Envelope::Detect,
         &json!({
             "total_count": all.len(),
             "offset": offset,

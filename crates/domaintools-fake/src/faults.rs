@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures_util::stream::{self, StreamExt};
 
-use super::answer::{Answer, Family, RATE_LIMITED_MESSAGE};
+use super::answer::{Answer, Envelope, RATE_LIMITED_MESSAGE};
 use super::data::fixtures;
 use super::Fault;
 
@@ -125,7 +125,7 @@ impl Delivery {
 /// How `fault` answers a request to `path`; `normal` computes the answer the fake would have
 /// given, for the faults that deliver it late or broken.
 pub(super) fn deliver(fault: Fault, path: &str, normal: impl FnOnce() -> Answer) -> Delivery {
-    let family = Family::of(path);
+    let family = Envelope::of(path);
     match fault {
         Fault::RateLimited => Delivery::Whole(Answer::error(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -147,8 +147,8 @@ pub(super) fn deliver(fault: Fault, path: &str, normal: impl FnOnce() -> Answer)
         }),
         Fault::WrongShape => {
             let body: &'static [u8] = match family {
-                Family::Detect => b"[1,2,3]",
-                Family::Classic => br#"{"response": "nope"}"#,
+                Envelope::Detect => b"[1,2,3]",
+                Envelope::Classic => br#"{"response": "nope"}"#,
             };
             Delivery::Whole(Answer {
                 status: StatusCode::OK,
@@ -156,9 +156,10 @@ pub(super) fn deliver(fault: Fault, path: &str, normal: impl FnOnce() -> Answer)
                 body: Bytes::from_static(body),
             })
         }
-        Fault::LimitExceeded => {
-            Delivery::Whole(Answer::ok(Family::Classic, &fixtures().iris_limit_exceeded))
-        }
+        Fault::LimitExceeded => Delivery::Whole(Answer::ok(
+            Envelope::Classic,
+            &fixtures().iris_limit_exceeded,
+        )),
         Fault::Slow(pause) => Delivery::Delayed(normal(), pause),
         Fault::CutBody => Delivery::Cut(normal()),
         Fault::SlowDrip { interval } => Delivery::Drip(normal(), interval),

@@ -6,7 +6,7 @@ use axum::extract::{Request, State};
 use axum::http::header;
 use axum::response::Response;
 
-use super::answer::{Answer, Family};
+use super::answer::{Answer, Envelope};
 use super::faults::{self, Delivery};
 use super::params;
 use super::routes::{self, Context};
@@ -30,7 +30,7 @@ pub(super) async fn handle(State(fake): State<FakeApi>, request: Request<Body>) 
         match super::auth::authenticate(&fake.config, &params, &parts.headers, &path, now) {
             Err(refusal) => {
                 tracing::debug!(?refusal, %path, "fake DomainTools API refused credentials");
-                Delivery::Whole(Answer::forbidden(Family::of(&path)))
+                Delivery::Whole(Answer::forbidden(Envelope::of(&path)))
             }
             Ok(account) => {
                 let context = Context {

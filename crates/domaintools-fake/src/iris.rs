@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
-use super::answer::{Answer, Family};
+use super::answer::{Answer, Envelope};
 use super::data::{fixtures, records, set_field};
 use super::params::Params;
 use super::routes::{flag, normalize_domain, number, Context};
@@ -124,7 +124,7 @@ const NOT_PART_OF_THE_QUERY: &[&str] = &[
 type Outcome = Result<Answer, Answer>;
 
 fn bad_request() -> Answer {
-    Answer::bad_request(Family::Classic)
+    Answer::bad_request(Envelope::Classic)
 }
 
 /// One result, before it is materialized (synthetic ones only for the page sent).
@@ -272,7 +272,12 @@ fn template() -> Option<&'static Value> {
 pub(super) fn investigate(ctx: &Context<'_>) -> Outcome {
     let params = ctx.params;
     let search = read_search(params)?;
-    let limit_exceeded = || Ok(Answer::ok(Family::Classic, &fixtures().iris_limit_exceeded));
+    let limit_exceeded = || {
+        Ok(Answer::ok(
+            Envelope::Classic,
+            &fixtures().iris_limit_exceeded,
+        ))
+    };
     // The recorded query that matched too much.
     if params.given("ip") == Some("8.8.8.8") || search.many.is_some_and(|n| n > MANY_LIMIT) {
         return limit_exceeded();

@@ -9,7 +9,7 @@ use axum::http::Method;
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use serde_json::{json, Value};
 
-use super::answer::{Answer, Family};
+use super::answer::{Answer, Envelope};
 use super::auth::percent_decode;
 use super::data::{fixtures, records, set_field};
 use super::params::{BodyProblem, Params};
@@ -61,7 +61,7 @@ type Outcome = Result<Answer, Answer>;
 
 /// The answer an authenticated request gets when no fault is injected.
 pub(super) fn answer(ctx: &Context<'_>) -> Answer {
-    let family = Family::of(ctx.path);
+    let family = Envelope::of(ctx.path);
     if ctx.body_problem.is_some() {
         return Answer::bad_request(family);
     }
@@ -117,7 +117,7 @@ fn allow(
     if methods.contains(method) {
         endpoint(ctx)
     } else {
-        Err(Answer::method_not_allowed(Family::of(ctx.path)))
+        Err(Answer::method_not_allowed(Envelope::of(ctx.path)))
     }
 }
 
@@ -145,7 +145,7 @@ pub(super) fn flag(params: &Params, name: &str) -> Result<bool, Answer> {
     match params.given(name).map(str::to_ascii_lowercase).as_deref() {
         None | Some("false" | "0") => Ok(false),
         Some("true" | "1") => Ok(true),
-        Some(_) => Err(Answer::bad_request(Family::Classic)),
+        Some(_) => Err(Answer::bad_request(Envelope::Classic)),
     }
 }
 
@@ -155,7 +155,7 @@ pub(super) fn number(params: &Params, name: &str, default: usize) -> Result<usiz
         None => Ok(default),
         Some(text) => text
             .parse()
-            .map_err(|_| Answer::bad_request(Family::Classic)),
+            .map_err(|_| Answer::bad_request(Envelope::Classic)),
     }
 }
 
@@ -164,9 +164,9 @@ pub(super) fn number(params: &Params, name: &str, default: usize) -> Result<usiz
 fn recorded_for(raw: &str, known: &str, fixture: &Value) -> Outcome {
     let domain = normalize_domain(raw)
         .or_else(|| ip_address(raw).map(|ip| ip.to_string()))
-        .ok_or_else(|| Answer::bad_request(Family::Classic))?;
+        .ok_or_else(|| Answer::bad_request(Envelope::Classic))?;
     if domain == known {
-        Ok(Answer::ok(Family::Classic, fixture))
+        Ok(Answer::ok(Envelope::Classic, fixture))
     } else {
         Err(Answer::no_data())
     }
@@ -192,7 +192,7 @@ fn account(ctx: &Context<'_>) -> Outcome {
     if let Some(username) = account.pointer_mut("/response/account/api_username") {
         *username = Value::from(ctx.account);
     }
-    Ok(Answer::ok(Family::Classic, &account))
+    Ok(Answer::ok(Envelope::Classic, &account))
 }
 
 fn whois(raw: &str) -> Outcome {
@@ -213,7 +213,7 @@ fn domain_profile(raw: &str) -> Outcome {
 
 /// woot.com's history, paged with `offset`/`limit` and ordered by `sort`.
 fn whois_history(ctx: &Context<'_>, raw: &str) -> Outcome {
-    let domain = normalize_domain(raw).ok_or_else(|| Answer::bad_request(Family::Classic))?;
+    let domain = normalize_domain(raw).ok_or_else(|| Answer::bad_request(Envelope::Classic))?;
     if domain != "woot.com" {
         return Err(Answer::no_data());
     }
@@ -222,7 +222,7 @@ fn whois_history(ctx: &Context<'_>, raw: &str) -> Outcome {
     let ascending = match ctx.params.given("sort") {
         None | Some("date_desc") => false,
         Some("date_asc") => true,
-        Some(_) => return Err(Answer::bad_request(Family::Classic)),
+        Some(_) => return Err(Answer::bad_request(Envelope::Classic)),
     };
     let fixture = &fixtures().whois_history;
     let recorded = records(fixture, "/response/history");
@@ -286,7 +286,7 @@ fn optional_limit(params: &Params) -> Result<Option<usize>, Answer> {
 }
 
 fn reverse_ip(ctx: &Context<'_>, raw: &str) -> Outcome {
-    let domain = normalize_domain(raw).ok_or_else(|| Answer::bad_request(Family::Classic))?;
+    let domain = normalize_domain(raw).ok_or_else(|| Answer::bad_request(Envelope::Classic))?;
     if domain != "google.com" {
         return Err(Answer::no_data());
     }
@@ -300,7 +300,7 @@ fn reverse_ip(ctx: &Context<'_>, raw: &str) -> Outcome {
             .iter_mut()
             .for_each(|entry| limit_names(entry, limit));
     }
-    Ok(Answer::ok(Family::Classic, &answer))
+    Ok(Answer::ok(Envelope::Classic, &answer))
 }
 
 /// An IP address path value (IPv6 ones arrive percent-encoded only if the client chose to).
@@ -310,7 +310,7 @@ fn ip_address(raw: &str) -> Option<IpAddr> {
 }
 
 fn host_domains(ctx: &Context<'_>, raw: &str) -> Outcome {
-    let ip = ip_address(raw).ok_or_else(|| Answer::bad_request(Family::Classic))?;
+    let ip = ip_address(raw).ok_or_else(|| Answer::bad_request(Envelope::Classic))?;
     if ip.to_string() != "199.30.228.112" {
         return Err(Answer::no_data());
     }
@@ -319,7 +319,7 @@ fn host_domains(ctx: &Context<'_>, raw: &str) -> Outcome {
     if let Some(entry) = answer.pointer_mut("/response/ip_addresses") {
         limit_names(entry, limit);
     }
-    Ok(Answer::ok(Family::Classic, &answer))
+    Ok(Answer::ok(Envelope::Classic, &answer))
 }
 
 /// The `domain` parameter of risk and reputation, required.
@@ -327,13 +327,13 @@ fn domain_param(params: &Params) -> Result<String, Answer> {
     params
         .given("domain")
         .and_then(normalize_domain)
-        .ok_or_else(|| Answer::bad_request(Family::Classic))
+        .ok_or_else(|| Answer::bad_request(Envelope::Classic))
 }
 
 fn risk(ctx: &Context<'_>) -> Outcome {
     match domain_param(ctx.params)?.as_str() {
-        "google.com" => Ok(Answer::ok(Family::Classic, &fixtures().risk_zerolist)),
-        "hug.rest" => Ok(Answer::ok(Family::Classic, &fixtures().risk)),
+        "google.com" => Ok(Answer::ok(Envelope::Classic, &fixtures().risk_zerolist)),
+        "hug.rest" => Ok(Answer::ok(Envelope::Classic, &fixtures().risk)),
         _ => Err(Answer::no_data()),
     }
 }
@@ -341,8 +341,8 @@ fn risk(ctx: &Context<'_>) -> Outcome {
 /// Risk evidence has the risk answer's shape; hug.rest's recorded risk stands in for it.
 fn risk_evidence(ctx: &Context<'_>) -> Outcome {
     match domain_param(ctx.params)?.as_str() {
-        "google.com" => Ok(Answer::ok(Family::Classic, &fixtures().risk_evidence)),
-        "hug.rest" => Ok(Answer::ok(Family::Classic, &fixtures().risk)),
+        "google.com" => Ok(Answer::ok(Envelope::Classic, &fixtures().risk_evidence)),
+        "hug.rest" => Ok(Answer::ok(Envelope::Classic, &fixtures().risk)),
         _ => Err(Answer::no_data()),
     }
 }
@@ -367,7 +367,7 @@ fn reputation(ctx: &Context<'_>) -> Outcome {
 /// The recorded purchase for terms mentioning "google", zero counts for anything else;
 /// `mode=quote` leaves out the domain list, as the API does.
 fn reverse_whois(ctx: &Context<'_>) -> Outcome {
-    let bad = || Answer::bad_request(Family::Classic);
+    let bad = || Answer::bad_request(Envelope::Classic);
     let terms = ctx.params.given("terms").ok_or_else(bad)?;
     let purchase = match ctx.params.given("mode") {
         None | Some("purchase") => true,
@@ -384,7 +384,7 @@ fn reverse_whois(ctx: &Context<'_>) -> Outcome {
         .split('|')
         .any(|term| term.to_lowercase().contains("google"));
     if matches_recording && purchase {
-        return Ok(Answer::ok(Family::Classic, &fixtures().reverse_whois));
+        return Ok(Answer::ok(Envelope::Classic, &fixtures().reverse_whois));
     }
     let recorded = &fixtures().reverse_whois["response"];
     let zero = json!({ "current": 0, "historic": 0 });

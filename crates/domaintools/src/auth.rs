@@ -21,14 +21,19 @@ pub enum SignHash {
 pub struct Credentials {
     username: String,
     api_key: SecretString,
+    /// Computed once: every cache key and rate-limit account of a request needs it.
+    fingerprint: String,
 }
 
 impl Credentials {
     /// Credentials from a username and an API key.
     pub fn new(username: impl Into<String>, api_key: impl Into<String>) -> Self {
+        let api_key: String = api_key.into();
+        let digest = Sha256::digest(format!("misp-domaintools:{api_key}").as_bytes());
         Self {
             username: username.into(),
-            api_key: SecretString::from(api_key.into()),
+            api_key: SecretString::from(api_key),
+            fingerprint: hex::encode(&digest[..8]),
         }
     }
 
@@ -44,9 +49,8 @@ impl Credentials {
 
     /// A short, one-way fingerprint of the key: lets caches and logs tell two keys of the same
     /// username apart without holding or revealing either key.
-    pub fn key_fingerprint(&self) -> String {
-        let digest = Sha256::digest(format!("misp-domaintools:{}", self.api_key()).as_bytes());
-        hex::encode(&digest[..8])
+    pub fn key_fingerprint(&self) -> &str {
+        &self.fingerprint
     }
 }
 
@@ -155,8 +159,10 @@ mod tests {
 
     #[test]
     fn fingerprint_tells_keys_apart_without_revealing_them() {
-        let a = creds().key_fingerprint();
-        let b = Credentials::new("test_user", "another").key_fingerprint();
+        let a = creds().key_fingerprint().to_owned();
+        let b = Credentials::new("test_user", "another")
+            .key_fingerprint()
+            .to_owned();
         assert_ne!(a, b);
         assert!(!a.contains("test_key"));
         assert_eq!(a.len(), 16);

@@ -26,7 +26,7 @@ pub enum Family {
     /// Iris Detect listings (change minute by minute).
     Detect,
     /// Classic lookups: whois, parsed whois, history, profile, risk, reverse IP/whois.
-    Whois,
+    Classic,
     /// Account limits.
     Account,
     /// Calls that change something (Detect escalations, watchlist changes): never cached or
@@ -46,7 +46,7 @@ impl Family {
         } else if path.starts_with("/v1/account") {
             Family::Account
         } else if *method == Method::GET {
-            Family::Whois
+            Family::Classic
         } else {
             Family::Mutating
         }
@@ -59,7 +59,7 @@ pub struct Ttls {
     /// Iris Investigate and Enrich.
     pub iris: Duration,
     /// Classic whois-like lookups.
-    pub whois: Duration,
+    pub classic: Duration,
     /// Iris Detect listings.
     pub detect: Duration,
 }
@@ -68,7 +68,7 @@ impl Default for Ttls {
     fn default() -> Self {
         Self {
             iris: Duration::from_secs(3600),
-            whois: Duration::from_secs(3600),
+            classic: Duration::from_secs(3600),
             detect: Duration::ZERO,
         }
     }
@@ -79,7 +79,7 @@ impl Ttls {
     pub fn of(&self, family: Family) -> Duration {
         match family {
             Family::Iris => self.iris,
-            Family::Whois => self.whois,
+            Family::Classic => self.classic,
             Family::Detect => self.detect,
             Family::Account => Duration::from_secs(3600),
             Family::Mutating => Duration::ZERO,
@@ -246,6 +246,11 @@ impl ResponseCache {
     /// How long a family's answers are kept.
     pub fn ttl(&self, family: Family) -> Duration {
         self.ttls.of(family)
+    }
+
+    /// Whether answers are kept anywhere (in process or in Redis).
+    pub fn enabled(&self) -> bool {
+        self.memory.is_some() || self.redis.is_some()
     }
 
     /// A cached answer, from memory or else from Redis (which then fills memory).
@@ -913,7 +918,7 @@ mod tests {
                 Family::Mutating,
             ),
             (Method::PATCH, "/v1/iris-detect/domains/", Family::Mutating),
-            (Method::GET, "/v1/google.com/whois/parsed", Family::Whois),
+            (Method::GET, "/v1/google.com/whois/parsed", Family::Classic),
             (Method::GET, "/v1/account", Family::Account),
         ];
         for (method, path, family) in cases {

@@ -148,11 +148,8 @@ pub fn in_band_error(response: &Value) -> Option<Error> {
             .get("message")
             .and_then(Value::as_str)
             .filter(|m| !m.trim().is_empty())
-            .unwrap_or("the query matched too many records");
-        return Some(Error::Api {
-            status: 503,
-            message: format!("Limit exceeded: {message}"),
-        });
+            .map(str::to_owned);
+        return Some(Error::LimitExceeded { message });
     }
     let error = response.get("error")?;
     let message = error.get("message").and_then(Value::as_str)?;
@@ -162,7 +159,7 @@ pub fn in_band_error(response: &Value) -> Option<Error> {
         .and_then(|c| u16::try_from(c).ok())
         .filter(|c| (400..600).contains(c))
         .unwrap_or(500);
-    Some(Error::Api {
+    Some(Error::Reported {
         status,
         message: message.to_owned(),
     })

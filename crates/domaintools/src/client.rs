@@ -260,6 +260,16 @@ impl Client {
         })
     }
 
+    /// How long answers of an endpoint family are cached (zero: not cached, also when the
+    /// cache has no memory and no Redis).
+    pub fn cache_ttl(&self, family: Family) -> Duration {
+        if self.inner.cache.enabled() {
+            self.inner.cache.ttl(family)
+        } else {
+            Duration::ZERO
+        }
+    }
+
     /// The base URL requests go to.
     pub fn base_url(&self) -> &str {
         &self.inner.base_url
@@ -279,20 +289,13 @@ impl Client {
         self.call(caller, Method::GET, "/v1/account", &[]).await
     }
 
-    /// `POST /v1/iris-investigate/` with the given search parameters (`domain`, `ip`,
-    /// `search_hash`, `position`, …), sent as a form like the official client does.
-    pub async fn iris_investigate(
+    /// The Iris Enrich answer for up to 100 domains, in-band problems included (see
+    /// [`Client::iris_enrich`]).
+    pub(crate) async fn enrich_answer(
         &self,
         caller: Caller<'_>,
-        params: &[(&str, &str)],
+        domains: &[&str],
     ) -> Result<IrisResponse> {
-        self.call(caller, Method::POST, "/v1/iris-investigate/", params)
-            .await
-    }
-
-    /// `POST /v1/iris-enrich/` for up to 100 domains. A single domain joins the lookups of
-    /// other requests made within the batch window, so concurrent hovers cost one call.
-    pub async fn iris_enrich(&self, caller: Caller<'_>, domains: &[&str]) -> Result<IrisResponse> {
         if domains.is_empty() || domains.len() > 100 {
             return Err(Error::InvalidInput(format!(
                 "Iris Enrich takes 1 to 100 domains per call, not {}",
@@ -309,16 +312,29 @@ impl Client {
         }
         if let ([domain], true) = (domains, self.inner.batcher.enabled()) {
             let body = self.enrich_batched(caller, domain).await?;
-            return decode(ENRICH_PATH, &body);
+            return decode_iris(ENRICH_PATH, &body);
         }
         let joined = domains.join(",");
-        self.call(
+        self.call_iris(
             caller,
             Method::POST,
             ENRICH_PATH,
             &[("domain", joined.as_str())],
         )
         .await
+    }
+
+    /// [`Client::call`] for the Iris endpoints, decoded in one pass (their answers are the
+    /// largest, and the commonest).
+    pub(crate) async fn call_iris(
+        &self,
+        caller: Caller<'_>,
+        method: Method,
+        path: &str,
+        params: &[(&str, &str)],
+    ) -> Result<IrisResponse> {
+        let body = self.send(caller, method, path, params).await?;
+        decode_iris(path, &body)
     }
 
     /// Sends one signed request (through the cache, coalescing and rate limits) and decodes
@@ -816,6 +832,51 @@ fn worth_keeping(body: &[u8]) -> bool {
     }
 }
 
+/// An Iris answer, `{"response": {…}}`, decoded straight into [`IrisResponse`]: no
+/// intermediate `Value` tree of the whole answer (as [`decode`]). The same errors as [`decode`]: not JSON, or not of the expected shape.
+fn decode_iris(path: &str, body: &[u8]) -> Result<IrisResponse> {
+    struct Wrapped(Option<IrisResponse>);
+
+    impl<'de> serde::Deserialize<'de> for Wrapped {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+            struct Visit;
+            impl<'de> serde::de::Visitor<'de> for Visit {
+                type Value = Wrapped;
+                fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                    f.write_str("an object")
+                }
+                fn visit_map<A: serde::de::MapAccess<'de>>(
+                    self,
+                    mut map: A,
+                ) -> std::result::Result<Wrapped, A::Error> {
+                    let mut response = None;
+                    while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                        if key == "response" && response.is_none() {
+                            response = Some(map.next_value::<IrisResponse>()?);
+                        } else {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                    Ok(Wrapped(response))
+                }
+            }
+            d.deserialize_map(Visit)
+        }
+    }
+
+    let classify = |e: serde_json::Error| match e.classify() {
+        serde_json::error::Category::Data => {
+            Error::Decode(format!("{path}: unexpected shape: {e}"))
+        }
+        _ => Error::Decode(format!("{path}: not JSON: {e}")),
+    };
+    match serde_json::from_slice::<Wrapped>(body).map_err(classify)? {
+        Wrapped(Some(response)) => Ok(response),
+        // No wrapper: the object itself is the answer, as `decode` reads it.
+        Wrapped(None) => serde_json::from_slice(body).map_err(classify),
+    }
+}
+
 /// Decodes an answer straight into `T`, from its `response` member when it has one: no
 /// intermediate `Value` of the whole answer is built, so a large answer costs what `T` keeps
 /// of it (the whole tree, then a second copy of it, took 15 to 25 times the answer's size).
@@ -1035,6 +1096,40 @@ mod tests {
         assert!(!worth_keeping(b"{\"response\": "));
         assert!(!worth_keeping(b"[1,2,3]"));
         assert!(!worth_keeping(br#"{"response": "nope"}"#));
+    }
+
+    #[test]
+    fn iris_answers_decode_in_one_pass_as_the_generic_decoder_reads_them() {
+        let recorded = include_bytes!(
+            "../../domaintools-fake/fixtures/domaintools/iris-investigate-domain.json"
+        );
+        let fast = decode_iris("/p", recorded).unwrap();
+        let generic: IrisResponse = decode("/p", recorded).unwrap();
+        assert_eq!(fast.results, generic.results);
+        assert_eq!(
+            (fast.total_count, fast.has_more_results, fast.limit_exceeded),
+            (
+                generic.total_count,
+                generic.has_more_results,
+                generic.limit_exceeded
+            )
+        );
+        assert!(!fast.results.is_empty());
+        // A bare object is the answer itself, as for the generic decoder.
+        let bare = decode_iris("/p", br#"{"results": [{"domain": "a.example"}]}"#).unwrap();
+        assert_eq!(bare.results.len(), 1);
+        for (body, kind) in [
+            (&b"{\"response\": \"nope\"}"[..], "unexpected shape"),
+            (b"[1,2,3]", "unexpected shape"),
+            (b"{\"response\": null}", "unexpected shape"),
+            (b"{\"response\": ", "not JSON"),
+            (b"oops", "not JSON"),
+        ] {
+            let error = decode_iris("/p", body).unwrap_err().to_string();
+            assert!(error.contains(&format!("/p: {kind}")), "{error}");
+            let generic = decode::<IrisResponse>("/p", body).unwrap_err().to_string();
+            assert!(generic.contains(&format!("/p: {kind}")), "{generic}");
+        }
     }
 
     #[test]

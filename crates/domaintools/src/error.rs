@@ -24,6 +24,22 @@ pub enum Error {
         /// Where it pointed: scheme, host and port only.
         to: String,
     },
+    /// A 200 answer that says the query matched more records than DomainTools returns
+    /// (`limit_exceeded: true`, which DomainTools' own client reports as a 503).
+    #[error("DomainTools API error 503: Limit exceeded: {}", .message.as_deref().unwrap_or("the query matched too many records"))]
+    LimitExceeded {
+        /// DomainTools' explanation, when it gave one.
+        message: Option<String>,
+    },
+    /// A 200 answer that carries an error object (`{"error": {"code", "message"}}`) instead
+    /// of data.
+    #[error("DomainTools API error {status}: {message}")]
+    Reported {
+        /// DomainTools' code (an HTTP status; 500 when it gave none).
+        status: u16,
+        /// DomainTools' explanation.
+        message: String,
+    },
     /// No answer within the allowed time.
     #[error("DomainTools API did not answer within {} s", .0.as_secs().max(1))]
     Timeout(Duration),
@@ -62,7 +78,10 @@ impl Error {
     /// connections), as opposed to answers that will not change.
     pub fn is_transient(&self) -> bool {
         match self {
-            Error::Api { status, .. } => *status == 503 || *status == 502 || *status == 504,
+            Error::Api { status, .. } | Error::Reported { status, .. } => {
+                *status == 503 || *status == 502 || *status == 504
+            }
+            Error::LimitExceeded { .. } => true,
             Error::Timeout(_)
             | Error::Deadline(_)
             | Error::RateLimited { .. }

@@ -184,6 +184,31 @@ impl Client {
             .map_err(|e| Error::Decode(format!("{}: unexpected shape: {e}", list.path())))
     }
 
+    /// `GET /v1/iris-detect/monitors/`: the account's monitors as (id, monitored term) pairs,
+    /// at most 500 (one page), to say which term found a watchlist domain.
+    pub async fn iris_detect_monitors(&self, caller: Caller<'_>) -> Result<Vec<(String, String)>> {
+        const PATH: &str = "/v1/iris-detect/monitors/";
+        let value: Value = self
+            .call(caller, Method::GET, PATH, &[("limit", "500")])
+            .await?;
+        if let Some(error) = super::classic::in_band_error(&value) {
+            return Err(error);
+        }
+        let Some(monitors) = value.get("monitors").and_then(Value::as_array) else {
+            return Err(Error::Decode(format!(
+                "{PATH}: unexpected shape: no monitors"
+            )));
+        };
+        Ok(monitors
+            .iter()
+            .filter_map(|m| {
+                let id = m.get("id")?.as_str()?;
+                let term = m.get("term")?.as_str()?;
+                Some((id.to_owned(), term.to_owned()))
+            })
+            .collect())
+    }
+
     /// `POST /v1/iris-detect/escalations/`: escalates watchlist domains (form body with one
     /// `watchlist_domain_ids[]` per id, as the official client sends it).
     pub async fn iris_detect_escalate(

@@ -10,16 +10,18 @@ pub mod classic;
 pub mod client;
 pub mod error;
 mod flight;
+pub mod iris;
 pub mod iris_detect;
 pub mod limits;
 pub mod metrics;
 pub mod types;
 
 pub use auth::{Credentials, SignHash};
-pub use cache::{CacheConfig, Ttls};
+pub use cache::{CacheConfig, Family, Ttls};
 pub use classic::ReverseWhoisMode;
 pub use client::{redacted_url, Caller, Client, ClientConfig, Proxy, DEFAULT_BASE_URL};
 pub use error::Error;
+pub use iris::{Pages, Paging, Stop};
 pub use iris_detect::{DetectList, DetectQuery, EscalationType, WatchlistPage};
 pub use metrics::ClientMetrics;
 /// The one secret type: API keys, tokens, and URLs that may carry a password.

@@ -8,15 +8,34 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use domaintools_fake::FakeApi;
 use serde_json::Value;
+
+use super::server::{http_client, metrics_text, status_and_json, sum_metric, Builder, TestFake};
 
 /// A running `misp-domaintools`; killed when dropped.
 pub struct ChildServer {
     pub child: Child,
     pub url: String,
     pub port: u16,
+    /// The fake DomainTools API it talks to (started by [`Builder::child`]), if any.
+    upstream: Option<TestFake>,
     output: Arc<Mutex<Vec<u8>>>,
     readers: Vec<JoinHandle<()>>,
+}
+
+impl Builder {
+    /// The real binary with `args` (and `envs`) in front of the fake (`--api-url` is set); the
+    /// options and client settings of the builder do not apply, flags say them.
+    pub async fn child(self, args: &[&str], envs: &[(&str, &str)]) -> ChildServer {
+        let fake = self.start_fake().await;
+        let api_url = fake.base_url();
+        let mut all = vec!["--api-url", api_url.as_str()];
+        all.extend_from_slice(args);
+        let mut server = ChildServer::start(&all, envs).await;
+        server.upstream = Some(fake);
+        server
+    }
 }
 
 impl Drop for ChildServer {
@@ -37,7 +56,23 @@ pub fn free_port() -> u16 {
 
 /// The binary with none of the settings a developer's environment might carry.
 pub fn binary() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_misp-domaintools"));
+    clean(Command::new(env!("CARGO_BIN_EXE_misp-domaintools")))
+}
+
+/// The binary run through `prlimit` with the given open-files limits (soft, hard): what a
+/// systemd service (soft 1024) or a tight container gets.
+pub fn binary_with_open_files(soft: u64, hard: u64) -> Command {
+    let mut command = Command::new("prlimit");
+    command.args([
+        format!("--nofile={soft}:{hard}"),
+        "--".to_owned(),
+        env!("CARGO_BIN_EXE_misp-domaintools").to_owned(),
+    ]);
+    clean(command)
+}
+
+/// `command` with none of the settings a developer's environment might carry.
+fn clean(mut command: Command) -> Command {
     for (var, _) in std::env::vars() {
         let ours = [
             "DOMAINTOOLS_",
@@ -57,8 +92,12 @@ impl ChildServer {
     /// Starts the binary with `args` (and `envs`) on a free port, capturing stdout and stderr,
     /// and waits until it is healthy.
     pub async fn start(args: &[&str], envs: &[(&str, &str)]) -> Self {
+        Self::start_command(binary(), args, envs).await
+    }
+
+    /// Like [`ChildServer::start`], running `command` (the binary, possibly wrapped).
+    pub async fn start_command(mut command: Command, args: &[&str], envs: &[(&str, &str)]) -> Self {
         let port = free_port();
-        let mut command = binary();
         command
             .args(["--port", &port.to_string()])
             .args(args)
@@ -92,6 +131,7 @@ impl ChildServer {
             child,
             url: format!("http://127.0.0.1:{port}"),
             port,
+            upstream: None,
             output,
             readers,
         };
@@ -99,8 +139,17 @@ impl ChildServer {
         server
     }
 
+    /// The fake it talks to; panics when it was started without [`Builder::child`].
+    pub fn fake(&self) -> &FakeApi {
+        &self
+            .upstream
+            .as_ref()
+            .expect("started by Builder::child")
+            .fake
+    }
+
     async fn wait_healthy(&self) {
-        let client = reqwest::Client::builder().no_proxy().build().unwrap();
+        let client = http_client();
         let started = Instant::now();
         while started.elapsed() < Duration::from_secs(20) {
             if let Ok(response) = client.get(format!("{}/healthcheck", self.url)).send().await {
@@ -179,11 +228,11 @@ impl ChildServer {
             .send()
             .await
             .unwrap();
-        let status = response.status().as_u16();
-        let bytes = response.bytes().await.unwrap();
-        (
-            status,
-            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-        )
+        status_and_json(response).await
+    }
+
+    /// The sum of the metric samples whose line starts with `prefix` (name and labels).
+    pub async fn metric(&self, client: &reqwest::Client, prefix: &str) -> f64 {
+        sum_metric(&metrics_text(client, &self.url).await, prefix)
     }
 }

@@ -1,28 +1,22 @@
 //! The `/query` fuzzing entry point, shared by the cargo-fuzz target
-//! (`fuzz/fuzz_targets/query.rs`, nightly) and its stable replay (`tests/fuzz_corpus.rs`), so
+//! (`fuzz/fuzz_targets/query.rs`, nightly) and its stable replay (`tests/it/fuzz_corpus.rs`), so
 //! both drive exactly the same code: the whole router, body parsing to reply, in front of the
-//! in-process fake DomainTools API.
+//! in-process fake DomainTools API. The fuzz target includes this file and `server.rs` by
+//! `#[path]`, as siblings, hence `super::server`.
 
 use std::sync::OnceLock;
 use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::Request;
-use domaintools::{Client, ClientConfig, Proxy};
-use domaintools_fake::{FakeApi, RunningFake};
-use misp_domaintools::http::{router, AppState, Options};
-use misp_domaintools::protocol::DefaultCredentials;
-use misp_domaintools::registry::{Registry, MODULES};
+use misp_domaintools::http::Options;
 use serde_json::Value;
-use tower::ServiceExt;
 
-const USER: &str = "fuzz-user";
-const KEY: &str = "FUZZ-KEY-never-shown";
+use super::server::{TestRouter, TestServer, KEY, USER};
 
 struct Harness {
     runtime: tokio::runtime::Runtime,
-    app: axum::Router,
-    _fake: RunningFake,
+    router: TestRouter,
 }
 
 /// One runtime, one fake and one router for the whole run: building them per input would
@@ -34,37 +28,24 @@ fn harness() -> &'static Harness {
             .enable_all()
             .build()
             .expect("a tokio runtime");
-        let (app, fake) = runtime.block_on(async {
-            let fake = FakeApi::new().with_user(USER, KEY);
-            let running = fake.spawn().await.expect("the fake API on loopback");
-            let mut config = ClientConfig::new("MISP", "fuzz");
-            config.base_url = running.base_url();
-            config.proxy = Proxy::None;
-            config.timeout = Duration::from_secs(2);
-            // Inputs that look up reverse whois would otherwise wait on its 10-a-minute limit.
-            config.learn_rate_limits = false;
-            let options = Options {
+        let router = runtime.block_on(
+            TestServer::builder()
+                .options(Options {
+                    hover_budget: Duration::from_secs(2),
+                    query_budget: Duration::from_secs(2),
+                    ..Options::default()
+                })
                 // Inputs without credentials still reach the modules and the fake.
-                default_credentials: DefaultCredentials {
-                    username: Some(USER.to_owned()),
-                    api_key: Some(KEY.into()),
-                },
-                hover_budget: Duration::from_secs(2),
-                query_budget: Duration::from_secs(2),
-                ..Options::default()
-            };
-            let state = AppState::new(
-                Registry::new(MODULES).expect("the module registry"),
-                Client::new(config).expect("the DomainTools client"),
-                options,
-            );
-            (router(state), running)
-        });
-        Harness {
-            runtime,
-            app,
-            _fake: fake,
-        }
+                .default_credentials(USER, KEY)
+                .client(|config| {
+                    config.timeout = Duration::from_secs(2);
+                    // Inputs that look up reverse whois would otherwise wait on its 10-a-minute
+                    // limit.
+                    config.learn_rate_limits = false;
+                })
+                .router(),
+        );
+        Harness { runtime, router }
     })
 }
 
@@ -77,16 +58,7 @@ pub fn query(body: &[u8]) -> Result<(), String> {
         let request = Request::post("/query")
             .body(Body::from(body.to_vec()))
             .map_err(|e| format!("request: {e}"))?;
-        let response = harness
-            .app
-            .clone()
-            .oneshot(request)
-            .await
-            .map_err(|e| format!("router: {e}"))?;
-        let status = response.status().as_u16();
-        let bytes = axum::body::to_bytes(response.into_body(), 64 * 1024 * 1024)
-            .await
-            .map_err(|e| format!("reply body: {e}"))?;
+        let (status, bytes) = harness.router.send(request).await?;
         let text = String::from_utf8_lossy(&bytes);
         if text.contains(KEY) {
             return Err("the reply holds the API key".to_owned());

@@ -1,18 +1,23 @@
 //! A fake OpenCTI platform for the connector tests: a GraphQL endpoint on 127.0.0.1 that
-//! answers the operations a connector sends (registerConnector, pingConnector, workEdit,
-//! stixCyberObservable, stixBundlePush) and records each call; plus the platform worker's side
-//! of the callback (an authenticated POST of an enrichment message).
+//! answers the operations a connector sends (about, registerConnector, pingConnector, workEdit,
+//! stixCyberObservable, stixBundlePush, playbookStepExecution) and records each call; plus the
+//! platform worker's side of the callback (an authenticated POST of an enrichment message).
+//!
+//! The fake is one release of the platform: it checks every request, document and variables,
+//! against that release's schema (`opencti_schema`) and refuses what the real one would refuse
+//! (HTTP 400, `GRAPHQL_VALIDATION_FAILED`), and it hands out the broker and queues of a real
+//! RabbitMQ when given one.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use axum::extract::State;
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use axum::{Json, Router};
 use clap::Parser as _;
-use domaintools::{Client, ClientConfig, Credentials, Proxy};
+use domaintools::{Client, Credentials};
 use misp_domaintools::config::{Command, Config};
 use misp_domaintools::opencti::{self, ConnectorSettings};
 use serde_json::{json, Value};
@@ -40,11 +45,26 @@ pub struct Call {
     pub draft_id: Option<String>,
 }
 
+/// The broker the fake hands out at registration.
+#[derive(Debug, Clone)]
+pub struct BrokerInfo {
+    /// Its AMQP port on 127.0.0.1.
+    pub port: u16,
+    /// User.
+    pub user: String,
+    /// Password.
+    pub pass: String,
+}
+
 #[derive(Default)]
 struct Shared {
     calls: Vec<Call>,
     observables: HashMap<String, Value>,
     fail_push: bool,
+    release: String,
+    broker: Option<BrokerInfo>,
+    jwks: Option<String>,
+    violations: Vec<String>,
 }
 
 /// A fake platform on loopback; stops when dropped.
@@ -61,20 +81,23 @@ impl Drop for FakeOpencti {
     }
 }
 
-const FIELDS: [&str; 6] = [
+const FIELDS: [&str; 9] = [
     "registerConnector",
     "pingConnector",
     "toReceived",
     "toProcessed",
+    "addExpectations",
     "stixBundlePush",
     "stixCyberObservable",
+    "playbookStepExecution",
+    "about",
 ];
 
 async fn graphql(
     State(shared): State<Arc<Mutex<Shared>>>,
     headers: HeaderMap,
     Json(body): Json<Value>,
-) -> Json<Value> {
+) -> (StatusCode, Json<Value>) {
     let query = body["query"].as_str().unwrap_or_default();
     let variables = body["variables"].clone();
     let field = FIELDS
@@ -97,37 +120,98 @@ async fn graphql(
         draft_id: header("opencti-draft-id"),
     });
     if authorization.as_deref() != Some(&format!("Bearer {TOKEN}")) {
-        return Json(
+        return ok(
             json!({"errors": [{"message": "You must be logged in to do this.",
                                         "extensions": {"code": "AUTH_REQUIRED"}}], "data": null}),
         );
     }
+    if let Err(problem) = super::opencti_schema::validate(&shared.release, query, &variables) {
+        let release = shared.release.clone();
+        shared.violations.push(format!(
+            "{field} refused by the {release} schema: {problem}"
+        ));
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"errors": [{"message": problem,
+                                    "extensions": {"code": "GRAPHQL_VALIDATION_FAILED"}}]})),
+        );
+    }
     let data = match field {
-        "registerConnector" => json!({"registerConnector": {
-            "id": variables["input"]["id"], "connector_state": null,
-            "connector_user_id": CONNECTOR_USER_ID}}),
+        "about" => json!({"about": {"version": shared.release}}),
+        "registerConnector" => {
+            let id = variables["input"]["id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            let (port, user, pass) = match &shared.broker {
+                Some(broker) => (broker.port, broker.user.clone(), broker.pass.clone()),
+                None => (5672, "guest".to_owned(), "guest".to_owned()),
+            };
+            let mut registered = json!({
+            "id": id, "connector_state": null, "connector_user_id": CONNECTOR_USER_ID,
+            "config": {
+                "connection": {"host": "127.0.0.1", "vhost": "/", "use_ssl": false,
+                               "port": port, "user": user, "pass": pass},
+                "listen": format!("listen_{id}"),
+                "listen_routing": format!("listen_routing_{id}"),
+                "listen_exchange": LISTEN_EXCHANGE,
+                "push": format!("push_{id}"),
+                "push_routing": format!("push_routing_{id}"),
+                "push_exchange": PUSH_EXCHANGE,
+            }});
+            if query.contains("jwks") {
+                registered["jwks"] = json!(shared.jwks);
+            }
+            json!({ "registerConnector": registered })
+        }
         "pingConnector" => {
             json!({"pingConnector": {"id": variables["id"], "connector_state": null}})
         }
         "toReceived" => json!({"workEdit": {"toReceived": variables["id"]}}),
         "toProcessed" => json!({"workEdit": {"toProcessed": variables["id"]}}),
+        "addExpectations" => json!({"workEdit": {"addExpectations": variables["id"]}}),
+        "playbookStepExecution" => json!({"playbookStepExecution": true}),
         "stixBundlePush" if shared.fail_push => {
-            return Json(json!({"errors": [{"message": "Bundle push is disabled"}], "data": null}))
+            return ok(json!({"errors": [{"message": "Bundle push is disabled"}], "data": null}))
         }
         "stixBundlePush" => json!({"stixBundlePush": true}),
         "stixCyberObservable" => {
             let id = variables["id"].as_str().unwrap_or_default();
             json!({"stixCyberObservable": shared.observables.get(id).cloned().unwrap_or(Value::Null)})
         }
-        _ => return Json(json!({"errors": [{"message": "Unknown operation"}], "data": null})),
+        _ => return ok(json!({"errors": [{"message": "Unknown operation"}], "data": null})),
     };
-    Json(json!({ "data": data }))
+    ok(json!({ "data": data }))
 }
 
+fn ok(body: Value) -> (StatusCode, Json<Value>) {
+    (StatusCode::OK, Json(body))
+}
+
+/// The platform's exchange for the connectors' listen queues.
+pub const LISTEN_EXCHANGE: &str = "amqp.connector.exchange";
+/// The platform's exchange for the workers' push queues.
+pub const PUSH_EXCHANGE: &str = "amqp.worker.exchange";
+
 impl FakeOpencti {
-    /// Starts the fake on 127.0.0.1:0.
+    /// Starts the fake, as OpenCTI 6.9.17, on 127.0.0.1:0.
     pub async fn start() -> Self {
-        let shared = Arc::new(Mutex::new(Shared::default()));
+        Self::start_release("6.9.17", None, None).await
+    }
+
+    /// Starts the fake as `release` ("6.0.0" … "6.9.17", "7.…"), handing out `broker` at
+    /// registration and `jwks` (7.x).
+    pub async fn start_release(
+        release: &str,
+        broker: Option<BrokerInfo>,
+        jwks: Option<String>,
+    ) -> Self {
+        let shared = Arc::new(Mutex::new(Shared {
+            release: release.to_owned(),
+            broker,
+            jwks,
+            ..Shared::default()
+        }));
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let app = Router::new()
@@ -175,6 +259,11 @@ impl FakeOpencti {
     /// Makes every stixBundlePush fail with a GraphQL error.
     pub fn fail_pushes(&self) {
         self.lock().fail_push = true;
+    }
+
+    /// Requests the release's schema refused, none when the connector spoke this release.
+    pub fn violations(&self) -> Vec<String> {
+        self.lock().violations.clone()
     }
 
     /// Every call so far.
@@ -282,6 +371,15 @@ pub struct RunningConnector {
 }
 
 impl RunningConnector {
+    /// Waits (10 s at most) for the connector to end by itself, without stopping it.
+    pub async fn ended(mut self) -> anyhow::Result<()> {
+        let task = self.task.take().expect("the connector task");
+        tokio::time::timeout(Duration::from_secs(10), task)
+            .await
+            .expect("the connector ends by itself")
+            .unwrap()
+    }
+
     /// Stops the connector and waits for it to finish.
     pub async fn stop(mut self) -> anyhow::Result<()> {
         if let Some(stop) = self.stop.take() {
@@ -305,6 +403,13 @@ impl Drop for RunningConnector {
 /// Settings for a connector talking to `platform`, with a free callback port, a fast ping
 /// and `extra` command-line arguments of the `opencti` subcommand.
 pub fn settings(platform: &FakeOpencti, extra: &[&str]) -> ConnectorSettings {
+    let mut with_api = vec!["--listen-protocol", "API", "--queue-protocol", "api"];
+    with_api.extend_from_slice(extra);
+    settings_with(platform, &with_api)
+}
+
+/// Settings as [`settings`], with the protocols left to `extra` (pycti's defaults: AMQP).
+pub fn settings_with(platform: &FakeOpencti, extra: &[&str]) -> ConnectorSettings {
     let mut args = vec![
         "misp-domaintools",
         "--listen",
@@ -336,10 +441,7 @@ pub fn start(
     username: &str,
     key: &str,
 ) -> RunningConnector {
-    let mut config = ClientConfig::new("OpenCTI", "test");
-    config.base_url = api_url.to_owned();
-    config.proxy = Proxy::None;
-    let client = Client::new(config).unwrap();
+    let client = Client::new(super::server::client_config("OpenCTI", api_url)).unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(opencti::run(
         settings,
@@ -352,5 +454,170 @@ pub fn start(
     RunningConnector {
         stop: Some(stop),
         task: Some(task),
+    }
+}
+
+/// The platform's side of RabbitMQ: the queues it declares at registration, the work it
+/// publishes, and what its workers take from the push queue.
+pub struct PlatformQueues {
+    connection: lapin::Connection,
+    channel: lapin::Channel,
+    connector_id: String,
+}
+
+impl PlatformQueues {
+    /// Declares the connector's queues as the platform does (`registerConnectorQueues`):
+    /// direct durable exchanges, durable queues bound by routing key.
+    pub async fn declare(broker: &BrokerInfo, connector_id: &str) -> Self {
+        use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions};
+        use lapin::types::FieldTable;
+        let connection = Self::connect(broker).await;
+        let channel = connection.create_channel().await.unwrap();
+        for exchange in [LISTEN_EXCHANGE, PUSH_EXCHANGE] {
+            channel
+                .exchange_declare(
+                    exchange.into(),
+                    lapin::ExchangeKind::Direct,
+                    ExchangeDeclareOptions {
+                        durable: true,
+                        ..ExchangeDeclareOptions::default()
+                    },
+                    FieldTable::default(),
+                )
+                .await
+                .unwrap();
+        }
+        for (queue, exchange, routing) in [
+            (
+                format!("listen_{connector_id}"),
+                LISTEN_EXCHANGE,
+                format!("listen_routing_{connector_id}"),
+            ),
+            (
+                format!("push_{connector_id}"),
+                PUSH_EXCHANGE,
+                format!("push_routing_{connector_id}"),
+            ),
+        ] {
+            channel
+                .queue_declare(
+                    queue.as_str().into(),
+                    QueueDeclareOptions {
+                        durable: true,
+                        ..QueueDeclareOptions::default()
+                    },
+                    FieldTable::default(),
+                )
+                .await
+                .unwrap();
+            channel
+                .queue_bind(
+                    queue.as_str().into(),
+                    exchange.into(),
+                    routing.as_str().into(),
+                    QueueBindOptions::default(),
+                    FieldTable::default(),
+                )
+                .await
+                .unwrap();
+        }
+        channel
+            .confirm_select(lapin::options::ConfirmSelectOptions::default())
+            .await
+            .unwrap();
+        Self {
+            connection,
+            channel,
+            connector_id: connector_id.to_owned(),
+        }
+    }
+
+    async fn connect(broker: &BrokerInfo) -> lapin::Connection {
+        let uri = lapin::uri::AMQPUri {
+            authority: lapin::uri::AMQPAuthority {
+                userinfo: lapin::uri::AMQPUserInfo {
+                    username: broker.user.clone(),
+                    password: broker.pass.clone(),
+                },
+                host: "127.0.0.1".to_owned(),
+                port: broker.port,
+            },
+            ..lapin::uri::AMQPUri::default()
+        };
+        lapin::Connection::connect_uri(uri, lapin::ConnectionProperties::default())
+            .await
+            .unwrap()
+    }
+
+    /// Publishes a work message as the platform does (`pushToConnector`): JSON on the
+    /// connector exchange with the listen routing key, persistent.
+    pub async fn publish_work(&self, message: &Value) {
+        let confirm = self
+            .channel
+            .basic_publish(
+                LISTEN_EXCHANGE.into(),
+                format!("listen_routing_{}", self.connector_id)
+                    .as_str()
+                    .into(),
+                lapin::options::BasicPublishOptions::default(),
+                message.to_string().as_bytes(),
+                lapin::BasicProperties::default().with_delivery_mode(2),
+            )
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+        assert!(confirm.is_ack(), "the broker took the work message");
+    }
+
+    /// Messages ready on `queue` (not counting those delivered and unacknowledged).
+    pub async fn ready(&self, queue: &str) -> u32 {
+        let queue = self
+            .channel
+            .queue_declare(
+                queue.into(),
+                lapin::options::QueueDeclareOptions {
+                    passive: true,
+                    ..lapin::options::QueueDeclareOptions::default()
+                },
+                lapin::types::FieldTable::default(),
+            )
+            .await
+            .unwrap();
+        queue.message_count()
+    }
+
+    /// Messages ready on the listen queue.
+    pub async fn listen_ready(&self) -> u32 {
+        self.ready(&format!("listen_{}", self.connector_id)).await
+    }
+
+    /// Takes (and acknowledges, as a worker does) every message on the push queue: their
+    /// envelopes, in order.
+    pub async fn take_pushed(&self) -> Vec<Value> {
+        let mut taken = Vec::new();
+        let queue = format!("push_{}", self.connector_id);
+        while let Some(message) = self
+            .channel
+            .basic_get(
+                queue.as_str().into(),
+                lapin::options::BasicGetOptions::default(),
+            )
+            .await
+            .unwrap()
+        {
+            taken.push(serde_json::from_slice(&message.delivery.data).unwrap());
+            message
+                .delivery
+                .ack(lapin::options::BasicAckOptions::default())
+                .await
+                .unwrap();
+        }
+        taken
+    }
+
+    /// Closes the platform's connection (before a broker restart).
+    pub async fn close(self) {
+        let _ = self.connection.close(200, "done".into()).await;
     }
 }

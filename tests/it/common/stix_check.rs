@@ -2,7 +2,6 @@
 //! consumer parses it and recomputes every id. Required in CI (`CI=true`); elsewhere a missing
 //! python3 or stix2 skips the check with a notice, so a laptop without Python can still test.
 
-use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -11,27 +10,8 @@ use serde_json::Value;
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|value| value.eq_ignore_ascii_case("true") || value == "1")
-}
-
 fn unavailable(reason: &str) -> Option<Value> {
-    assert!(
-        !in_ci(),
-        "CI=true but the stix2 check cannot run: {reason} (.ci/run installs it with \
-         `python3 -m pip install stix2`)"
-    );
-    let notice = format!(
-        "NOTICE: stix2 check skipped: {reason}; install it with `python3 -m pip install stix2`"
-    );
-    // The test harness captures what passing tests print, and a skipped check must be seen:
-    // write to the process's own stderr where the system offers it.
-    match std::fs::OpenOptions::new().write(true).open("/dev/stderr") {
-        Ok(mut stderr) => {
-            let _ = writeln!(stderr, "{notice}");
-        }
-        Err(_) => eprintln!("{notice}"),
-    }
+    super::missing("stix2", reason, "`python3 -m pip install stix2`");
     None
 }
 
@@ -72,5 +52,71 @@ pub fn check_with_stix2(bundle: &Value) -> Option<Value> {
         output.status.success() && summary["valid"] == true,
         "stix2 refused the bundle: {summary}"
     );
+    Some(summary)
+}
+
+/// Runs a Python checker script of tests/stix/ on `args`; `None` when it cannot run here (and
+/// this is not CI), else its JSON summary and whether it exited 0. `package` names what
+/// `pip install` needs when the script exits 3.
+fn run_script(script: &str, package: &str, args: &[PathBuf]) -> Option<(Value, bool)> {
+    let script: PathBuf = [env!("CARGO_MANIFEST_DIR"), "tests", "stix", script]
+        .iter()
+        .collect();
+    let output = match Command::new("python3").arg(&script).args(args).output() {
+        Ok(output) => output,
+        Err(error) => return skipped(package, &format!("python3 cannot be run ({error})")),
+    };
+    if output.status.code() == Some(3) {
+        return skipped(package, &format!("the {package} package is not installed"));
+    }
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let summary: Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|_| {
+        panic!(
+            "{} printed no summary: {stdout} {}",
+            script.display(),
+            String::from_utf8_lossy(&output.stderr)
+        )
+    });
+    Some((summary, output.status.success()))
+}
+
+fn skipped<T>(package: &str, reason: &str) -> Option<T> {
+    super::missing(
+        package,
+        reason,
+        &format!("`python3 -m pip install {package}`"),
+    );
+    None
+}
+
+/// Validates bundle files with the OASIS stix2-validator in strict mode, check 103 ("not a
+/// UUIDv4") disabled (tests/stix/validate_strict.py). Panics with every error and warning when
+/// one is not valid; `false` when skipped locally.
+pub fn validate_strict(paths: &[PathBuf]) -> bool {
+    let Some((summary, success)) = run_script("validate_strict.py", "stix2-validator", paths)
+    else {
+        return false;
+    };
+    assert!(
+        success && summary["valid"] == true,
+        "stix2-validator --strict refused: {summary:#}"
+    );
+    true
+}
+
+/// Splits a bundle with pycti's own splitter (tests/stix/split_with_pycti.py): its
+/// `{"expectations", "bundles"}`, or `None` when pycti is not installed here (and this is not
+/// CI).
+pub fn split_with_pycti(bundle: &Value) -> Option<Value> {
+    let path = std::env::temp_dir().join(format!(
+        "misp-domaintools-split-{}-{}.json",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::write(&path, bundle.to_string()).expect("writing the bundle to a temp file");
+    let result = run_script("split_with_pycti.py", "pycti", std::slice::from_ref(&path));
+    let _ = std::fs::remove_file(&path);
+    let (summary, success) = result?;
+    assert!(success, "pycti's splitter failed: {summary}");
     Some(summary)
 }

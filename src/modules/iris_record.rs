@@ -1,15 +1,14 @@
-//! The Iris hover mapping shared by DomainTools-Iris-Investigate and DomainTools-Iris-Enrich
-//! (the reference's `iris_hover`): one Iris record becomes MISP entries, in the reference's
-//! order, with its labels, types, comments, tags and both kinds of guided-pivot entry.
+//! One Iris record as MISP entries, shared by DomainTools-Iris-Investigate, -Iris-Enrich and
+//! -Iris-Pivot (the reference's `iris_hover`): in the reference's order, with its labels,
+//! types, comments, tags and both kinds of guided-pivot entry, for hovers and stored results alike.
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use super::{Context, Input, ModuleError, Reply};
+use super::{iris_error, Context, Input, ModuleError, Reply};
 use crate::domain::registrable_domain;
 use crate::misp::{Entry, Payload};
 use crate::pyfmt::{self, is_truthy, list, truthy};
-use domaintools::IrisResponse;
 
 /// Which Iris product answered: Investigate records carry guided-pivot counts and get the
 /// infrastructure entries; Enrich records have values only.
@@ -37,15 +36,15 @@ pub(crate) async fn run(
         Product::Investigate => {
             ctx.client
                 .iris_investigate(ctx.caller(), &[("domain", domain.as_str())])
-                .await?
+                .await
         }
         Product::Enrich => {
             ctx.client
                 .iris_enrich(ctx.caller(), &[domain.as_str()])
-                .await?
+                .await
         }
-    };
-    check_response(&response)?;
+    }
+    .map_err(iris_error)?;
     let record = response
         .results
         .last()
@@ -75,25 +74,6 @@ pub(crate) fn checked_domain(value: &str) -> Result<String, ModuleError> {
     domaintools::classic::validate_domain(&domain)
         .map_err(|e| ModuleError::Input(e.to_string()))?;
     Ok(domain)
-}
-
-/// Turns Iris's in-band problems (HTTP 200 all the same) into errors.
-pub(crate) fn check_response(response: &IrisResponse) -> Result<(), ModuleError> {
-    if response.limit_exceeded {
-        let message = response
-            .message
-            .as_deref()
-            .unwrap_or("the query matched too many domains");
-        return Err(ModuleError::NoResults(format!(
-            "DomainTools Iris limit exceeded: {message}"
-        )));
-    }
-    if let Some(message) = response.error.as_ref().and_then(|e| e.message.as_deref()) {
-        return Err(ModuleError::NoResults(format!(
-            "DomainTools Iris: {message}"
-        )));
-    }
-    Ok(())
 }
 
 /// Maps one Iris record (for registrable domain `domain`, seen at `now`) to MISP entries.
@@ -380,13 +360,24 @@ fn guided_or_value(p: &mut Payload, value: &Value, label: &str) {
     let types: &[&'static str] = &[attribute_type(label)];
     let count = object.get("count").and_then(Value::as_i64);
     if let Some(count) = count.filter(|c| *c > GUIDED_PIVOT_MIN && *c <= GUIDED_PIVOT_MAX) {
-        p.push(Entry::new(
+        let title = pyfmt::title(label);
+        let described = Entry::new(
             types,
-            "Guided Pivot",
-            format!("{label} (~{count} domains share this value.)"),
-            "Guided Pivot",
+            title.clone(),
+            object.get("value").cloned().unwrap_or(Value::Null),
+            format!("{title} from Domaintools; Guided Pivot: ~{count} domains share this value."),
             &["DomainTools", "Guided Pivot"],
-        ));
+        );
+        p.push(
+            Entry::new(
+                types,
+                "Guided Pivot",
+                format!("{label} (~{count} domains share this value.)"),
+                "Guided Pivot",
+                &["DomainTools", "Guided Pivot"],
+            )
+            .stored_as(described),
+        );
     } else {
         let title = pyfmt::title(label);
         p.push(Entry::new(

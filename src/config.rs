@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use clap::builder::BoolishValueParser;
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use domaintools::ExposeSecret as _;
 
 use crate::stix::Tlp;
 use domaintools::DEFAULT_BASE_URL;
@@ -61,6 +62,22 @@ impl Config {
             self.cache_url_file.as_deref(),
             "--cache-url / --cache-url-file (MISP_DOMAINTOOLS_CACHE_URL / MISP_DOMAINTOOLS_CACHE_URL_FILE)",
         )?;
+        read_secret_file(
+            &mut self.cache_secret,
+            self.cache_secret_file.as_deref(),
+            "--cache-secret / --cache-secret-file (MISP_DOMAINTOOLS_CACHE_SECRET / MISP_DOMAINTOOLS_CACHE_SECRET_FILE)",
+        )?;
+        match (&self.cache_url, &self.cache_secret) {
+            (Some(_), None) => {
+                return Err("--cache-url needs --cache-secret (MISP_DOMAINTOOLS_CACHE_SECRET or _FILE): \
+                            the secret all replicas share, which authenticates what they write to Redis"
+                    .to_owned())
+            }
+            (_, Some(secret)) if secret.expose_secret().chars().count() < 16 => {
+                return Err("--cache-secret must be at least 16 characters long".to_owned())
+            }
+            _ => {}
+        }
         if let Some(Command::Opencti(args)) = &mut self.command {
             read_secret_file(
                 &mut args.opencti_token,
@@ -253,6 +270,15 @@ pub struct Config {
     /// File holding the Redis URL (when it carries a password).
     #[arg(long, env = "MISP_DOMAINTOOLS_CACHE_URL_FILE")]
     pub cache_url_file: Option<PathBuf>,
+
+    /// Secret the replicas share to authenticate what they write to Redis (HMAC-SHA256, at
+    /// least 16 characters; required with --cache-url). Entries not sealed with it are ignored.
+    #[arg(value_parser = secret, long, env = "MISP_DOMAINTOOLS_CACHE_SECRET", hide_env_values = true)]
+    pub cache_secret: Option<Secret>,
+
+    /// File holding the cache secret.
+    #[arg(long, env = "MISP_DOMAINTOOLS_CACHE_SECRET_FILE")]
+    pub cache_secret_file: Option<PathBuf>,
 
     /// Milliseconds single-domain Iris Enrich lookups wait to be sent together in one call of
     /// up to 100 domains (0: no batching).
@@ -559,6 +585,27 @@ mod tests {
     }
 
     #[test]
+    fn a_shared_cache_needs_its_secret() {
+        let mut c = Config::try_parse_from(["x", "--cache-url", "redis://127.0.0.1:1/0"]).unwrap();
+        let error = c.read_secret_files().unwrap_err();
+        assert!(error.contains("--cache-secret"), "{error}");
+        let mut c =
+            Config::try_parse_from(["x", "--cache-url", "redis://h/0", "--cache-secret", "short"])
+                .unwrap();
+        assert!(c.read_secret_files().unwrap_err().contains("16 characters"));
+        let mut c = Config::try_parse_from([
+            "x",
+            "--cache-url",
+            "redis://h/0",
+            "--cache-secret",
+            "sixteen-characters-or-more",
+        ])
+        .unwrap();
+        c.read_secret_files().unwrap();
+        assert!(!format!("{c:?}").contains("sixteen-characters"));
+    }
+
+    #[test]
     fn short_flags_like_misp_modules() {
         let c =
             Config::try_parse_from(["x", "-l", "0.0.0.0", "-p", "7000", "--api-key", "k"]).unwrap();
@@ -590,6 +637,8 @@ mod tests {
             "MISP_DOMAINTOOLS_CACHE_TTL_WHOIS",
             "MISP_DOMAINTOOLS_CACHE_TTL_DETECT",
             "MISP_DOMAINTOOLS_CACHE_URL",
+            "MISP_DOMAINTOOLS_CACHE_SECRET",
+            "MISP_DOMAINTOOLS_CACHE_SECRET_FILE",
             "MISP_DOMAINTOOLS_ENRICH_BATCH_WINDOW_MS",
             "MISP_DOMAINTOOLS_RATE_LIMITS",
             "MISP_DOMAINTOOLS_HOVER_BUDGET",

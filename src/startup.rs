@@ -126,6 +126,7 @@ pub(crate) fn build_client(
         },
         max_bytes: config.cache_size_mb.saturating_mul(1024 * 1024),
         redis_url: config.cache_url.clone(),
+        redis_secret: config.cache_secret.clone(),
     };
     client_config.enrich_batch_window = Duration::from_millis(config.enrich_batch_window_ms);
     client_config.learn_rate_limits = config.rate_limits == RateLimitMode::Learn;

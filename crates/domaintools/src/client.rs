@@ -19,7 +19,7 @@ use tokio::time::Instant;
 
 use super::auth::{self, Credentials, SignHash};
 use super::batch::EnrichBatcher;
-use super::cache::{self, CacheConfig, Family, ResponseCache};
+use super::cache::{self, CacheConfig, Claim, Family, ResponseCache};
 use super::error::{Error, Result};
 use super::flight::Flights;
 use super::limits::{self, RateLimits};
@@ -241,8 +241,8 @@ impl Client {
         let http = builder
             .build()
             .map_err(|e| Error::Config(format!("HTTP client: {e}")))?;
-        let cache =
-            ResponseCache::new(&config.cache, config.metrics.clone()).map_err(Error::Config)?;
+        let cache = ResponseCache::new(&config.cache, MAX_BODY_BYTES, config.metrics.clone())
+            .map_err(Error::Config)?;
         Ok(Self {
             inner: Arc::new(Inner {
                 http,
@@ -381,13 +381,24 @@ impl Client {
         let this = self.clone();
         let owned = caller.to_owned();
         let (path_owned, key_owned) = (path.to_owned(), key.clone());
+        let cached = !ttl.is_zero();
         let shared = self.inner.flights.run(&key, move || async move {
-            let result = this.fetch(owned, method, path_owned, owned_params).await;
-            if let Ok(body) = &result {
-                if worth_keeping(body) {
-                    this.inner.cache.put(&key_owned, body.clone(), ttl).await;
+            let mut token = None;
+            if cached {
+                match this.inner.cache.claim(&key_owned, owned.deadline).await {
+                    Claim::Answered(body) => {
+                        this.count_coalesced(&path_owned);
+                        return Ok(body);
+                    }
+                    Claim::Ours(taken) => token = taken,
                 }
             }
+            let result = this.fetch(owned, method, path_owned, owned_params).await;
+            let kept = result.as_ref().is_ok_and(|body| worth_keeping(body));
+            if let (Ok(body), true) = (&result, kept) {
+                this.inner.cache.put(&key_owned, body.clone(), ttl).await;
+            }
+            this.inner.cache.release(&key_owned, token, kept);
             result
         });
         let (result, joined) = self.until_deadline(caller, shared).await?;
@@ -449,6 +460,28 @@ impl Client {
         });
     }
 
+    /// A turn under the account's rate limit for `product`: from the bucket all replicas
+    /// share in Redis when the limit is known and Redis is there, else from the local one.
+    async fn reserve(
+        &self,
+        account: &str,
+        product: &str,
+        deadline: Option<Instant>,
+    ) -> std::result::Result<Duration, limits::TooLate> {
+        if let Some((capacity, per_second, limit)) = self.inner.limits.learned(account, product) {
+            let max_wait = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+            if let Some(turn) = self
+                .inner
+                .cache
+                .shared_reserve(account, product, capacity, per_second, max_wait)
+                .await
+            {
+                return turn.map_err(|wait| limits::TooLate { wait, limit });
+            }
+        }
+        self.inner.limits.reserve(account, product, deadline)
+    }
+
     /// One upstream request: waits its turn under the account's rate limit, sends, and retries
     /// 503s and broken connections while the deadline allows.
     pub(crate) async fn fetch(
@@ -464,11 +497,7 @@ impl Client {
         let mut attempt = 0;
         let mut last_error: Option<Error> = None;
         loop {
-            match self
-                .inner
-                .limits
-                .reserve(&account, product, caller.deadline)
-            {
+            match self.reserve(&account, product, caller.deadline).await {
                 Ok(wait) if wait.is_zero() => {}
                 Ok(wait) => {
                     metrics
@@ -595,6 +624,11 @@ impl Client {
                     .headers()
                     .get(reqwest::header::RETRY_AFTER)
                     .and_then(|v| v.to_str().ok());
+                if let Some((capacity, per_second, _)) = inner.limits.learned(account, product) {
+                    inner
+                        .cache
+                        .shared_drain(account, product, capacity, per_second);
+                }
                 inner
                     .limits
                     .slow_down(account, product, limits::retry_after(asked));
@@ -647,8 +681,24 @@ impl Client {
         let this = self.clone();
         let owned = caller.to_owned();
         let domain = domain.trim().to_lowercase();
+        let cached = !ttl.is_zero();
+        let key_owned = key.clone();
         let shared = self.inner.flights.run(&key, move || async move {
-            this.inner.batcher.submit(this.clone(), owned, domain).await
+            let mut token = None;
+            if cached {
+                match this.inner.cache.claim(&key_owned, owned.deadline).await {
+                    Claim::Answered(body) => {
+                        this.count_coalesced(ENRICH_PATH);
+                        return Ok(body);
+                    }
+                    Claim::Ours(taken) => token = taken,
+                }
+            }
+            let result = this.inner.batcher.submit(this.clone(), owned, domain).await;
+            // The batch keeps sound answers in the cache itself.
+            let kept = result.as_ref().is_ok_and(|body| worth_keeping(body));
+            this.inner.cache.release(&key_owned, token, kept);
+            result
         });
         let (result, joined) = self.until_deadline(caller, shared).await?;
         if joined {

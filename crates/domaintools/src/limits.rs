@@ -194,6 +194,23 @@ impl RateLimits {
         true
     }
 
+    /// The learned limit of a product (capacity, calls a second, in words) when nothing but
+    /// its token bucket decides (no 503 pause under way): what a bucket shared by several
+    /// replicas needs to apply the same rules.
+    pub(crate) fn learned(&self, account: &str, product: &str) -> Option<(f64, f64, String)> {
+        let state = self.state();
+        let key = (account.to_owned(), product.to_owned());
+        if state
+            .pauses
+            .get(&key)
+            .is_some_and(|until| *until > Instant::now())
+        {
+            return None;
+        }
+        let bucket = state.accounts.get(account)?.buckets.get(product)?;
+        Some((bucket.capacity, bucket.per_second, bucket.limit.clone()))
+    }
+
     /// Forgets that an account's limits were fetched (the fetch failed for a passing reason).
     pub(crate) fn unlearn(&self, account: &str) {
         self.state().accounts.remove(account);

@@ -47,6 +47,13 @@ pub(crate) struct CacheLookup {
     pub(crate) result: &'static str,
 }
 
+/// Why a shared-cache entry was refused: `malformed`, `oversized`, `foreign_secret`
+/// (sealed with another secret) or `tampered` (its MAC does not match).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct CacheRejection {
+    pub(crate) reason: &'static str,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(crate) struct CacheLayer {
     pub(crate) layer: &'static str,
@@ -68,6 +75,8 @@ pub struct ClientMetrics {
     pub(crate) enrich_batch_size: Histogram,
     pub(crate) cache_lookups: Family<CacheLookup, Counter>,
     pub(crate) cache_errors: Family<CacheLayer, Counter>,
+    pub(crate) cache_rejected: Family<CacheRejection, Counter>,
+    pub(crate) redis_available: Gauge,
 }
 
 impl Default for ClientMetrics {
@@ -85,6 +94,8 @@ impl Default for ClientMetrics {
             enrich_batch_size: Histogram::new(SIZE_BUCKETS),
             cache_lookups: Family::default(),
             cache_errors: Family::default(),
+            cache_rejected: Family::default(),
+            redis_available: Gauge::default(),
         }
     }
 }
@@ -142,13 +153,23 @@ impl ClientMetrics {
         );
         registry.register(
             "misp_domaintools_cache_lookups",
-            "Cache lookups by layer (memory, redis) and result (hit, miss)",
+            "Cache lookups by layer (memory, redis) and result (hit, miss, skipped: Redis taken as away)",
             metrics.cache_lookups.clone(),
         );
         registry.register(
             "misp_domaintools_cache_errors",
             "Shared cache (Redis) operations that failed; the server fell back to DomainTools",
             metrics.cache_errors.clone(),
+        );
+        registry.register(
+            "misp_domaintools_cache_rejected",
+            "Shared cache (Redis) entries refused unread or unused, by reason (malformed, oversized, foreign_secret, tampered)",
+            metrics.cache_rejected.clone(),
+        );
+        registry.register(
+            "misp_domaintools_cache_redis_available",
+            "1 while the shared cache (Redis) is used, 0 while its circuit breaker sends lookups straight to DomainTools",
+            metrics.redis_available.clone(),
         );
     }
 

@@ -76,6 +76,12 @@ impl<'de> serde::de::Visitor<'de> for Body<'_> {
                     wanted: self.wanted,
                 })?;
                 map.insert(key.into_owned(), config);
+            } else if key == "attribute" {
+                // The whole attribute `misp_standard` modules receive: its fields, scalars only.
+                let attribute = access.next_value_seed(Config {
+                    wanted: &EveryField,
+                })?;
+                map.insert(key.into_owned(), attribute);
             } else if self.wanted.top(&key) {
                 let value = access.next_value_seed(Scalar)?;
                 map.insert(key.into_owned(), value);
@@ -107,6 +113,18 @@ impl<'de> serde::de::Visitor<'de> for Body<'_> {
     }
     fn visit_unit<E>(self) -> Result<Read, E> {
         Ok(Read::Other("null"))
+    }
+}
+
+/// Reads every field of an object (its scalar values): for the `attribute` object.
+struct EveryField;
+
+impl Wanted for EveryField {
+    fn top(&self, _key: &str) -> bool {
+        true
+    }
+    fn config(&self, _key: &str) -> bool {
+        true
     }
 }
 
@@ -405,6 +423,11 @@ pub fn finish(reply: Value, usage: Use, demo_note: Option<&str>) -> Value {
     let Value::Object(mut reply) = reply else {
         return reply;
     };
+    // A `misp_standard` answer (`{"Attribute", "Object"}`) is built for MISP's rules by its
+    // module already.
+    if reply.get("results").is_some_and(Value::is_object) {
+        return Value::Object(reply);
+    }
     let results = match reply.remove("results") {
         Some(Value::Array(results)) => results,
         _ => Vec::new(),

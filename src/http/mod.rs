@@ -596,7 +596,10 @@ async fn answer(
             "panic",
         ),
         Ok(Ok(Ok(reply)))
-            if reply.results.is_empty() && reply.error.is_none() && reply.comment.is_none() =>
+            if reply.results.is_empty()
+                && reply.standard.is_none()
+                && reply.error.is_none()
+                && reply.comment.is_none() =>
         {
             // Records were there but none held anything readable (junk from upstream): an
             // empty list alone would read as "nothing to see" when something went wrong.

@@ -304,11 +304,18 @@ async fn clients_that_never_read_a_large_reply_hold_no_more_than_the_reply_buffe
         &[],
     )
     .await;
-    let query = std::fs::read(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/examples/pivot-registrant.json"
-    ))
+    // Every reverse-whois domain (results_limit caps them at 100 by default since issue 11):
+    // the 4.7 MB reply.
+    let mut query: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/examples/pivot-registrant.json"
+        ))
+        .unwrap(),
+    )
     .unwrap();
+    query["config"]["results_limit"] = serde_json::json!("1000000");
+    let query = query.to_string().into_bytes();
     let mut readers = Vec::new();
     for _ in 0..150 {
         let socket = tokio::net::TcpSocket::new_v4().unwrap();

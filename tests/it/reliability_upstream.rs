@@ -207,7 +207,13 @@ async fn answers_whose_records_are_all_junk_are_an_error() {
     let reply = server
         .query(hover("DomainTools-Iris-Investigate", "google.com"))
         .await;
-    assert_eq!(reply["results"], json!([]), "{reply}");
+    // Nothing but the hover form's "Error" entry (issue 11).
+    let error = reply["error"].as_str().unwrap_or_default();
+    assert_eq!(
+        reply["results"],
+        json!([crate::common::error_entry(error)]),
+        "{reply}"
+    );
     assert!(
         reply["error"]
             .as_str()

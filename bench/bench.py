@@ -160,7 +160,7 @@ class Nginx:
 
     def __init__(self, binary, root, files):
         self.port = free_port()
-        self.root = Path(root)
+        self.root = Path(root).resolve()
         self.root.mkdir(parents=True, exist_ok=True)
         for name, data in files.items():
             (self.root / name).write_bytes(data)

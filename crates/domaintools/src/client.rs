@@ -312,7 +312,7 @@ impl Client {
         }
         if let ([domain], true) = (domains, self.inner.batcher.enabled()) {
             let body = self.enrich_batched(caller, domain).await?;
-            return decode_iris(ENRICH_PATH, &body);
+            return decode(ENRICH_PATH, &body);
         }
         let joined = domains.join(",");
         self.call_iris(
@@ -324,8 +324,7 @@ impl Client {
         .await
     }
 
-    /// [`Client::call`] for the Iris endpoints, decoded in one pass (their answers are the
-    /// largest, and the commonest).
+    /// [`Client::call`] for the Iris endpoints.
     pub(crate) async fn call_iris(
         &self,
         caller: Caller<'_>,
@@ -334,7 +333,7 @@ impl Client {
         params: &[(&str, &str)],
     ) -> Result<IrisResponse> {
         let body = self.send(caller, method, path, params).await?;
-        decode_iris(path, &body)
+        decode(path, &body)
     }
 
     /// Sends one signed request (through the cache, coalescing and rate limits) and decodes
@@ -832,54 +831,6 @@ fn worth_keeping(body: &[u8]) -> bool {
     }
 }
 
-/// An Iris answer, `{"response": {…}}`, decoded straight into [`IrisResponse`]: no
-/// intermediate `Value` tree of the whole answer (as [`decode`]). The same errors as [`decode`]: not JSON, or not of the expected shape.
-fn decode_iris(path: &str, body: &[u8]) -> Result<IrisResponse> {
-    struct Wrapped(Option<IrisResponse>);
-
-    impl<'de> serde::Deserialize<'de> for Wrapped {
-        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-            struct Visit;
-            impl<'de> serde::de::Visitor<'de> for Visit {
-                type Value = Wrapped;
-                fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                    f.write_str("an object")
-                }
-                fn visit_map<A: serde::de::MapAccess<'de>>(
-                    self,
-                    mut map: A,
-                ) -> std::result::Result<Wrapped, A::Error> {
-                    let mut response = None;
-                    while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
-                        if key == "response" && response.is_none() {
-                            response = Some(map.next_value::<IrisResponse>()?);
-                        } else {
-                            map.next_value::<serde::de::IgnoredAny>()?;
-                        }
-                    }
-                    Ok(Wrapped(response))
-                }
-            }
-            d.deserialize_map(Visit)
-        }
-    }
-
-    let classify = |e: serde_json::Error| match e.classify() {
-        serde_json::error::Category::Data => {
-            Error::Decode(format!("{path}: unexpected shape: {e}"))
-        }
-        _ => Error::Decode(format!("{path}: not JSON: {e}")),
-    };
-    match serde_json::from_slice::<Wrapped>(body).map_err(classify)? {
-        Wrapped(Some(response)) => Ok(response),
-        // No wrapper: the object itself is the answer, as `decode` reads it.
-        Wrapped(None) => serde_json::from_slice(body).map_err(classify),
-    }
-}
-
-/// Decodes an answer straight into `T`, from its `response` member when it has one: no
-/// intermediate `Value` of the whole answer is built, so a large answer costs what `T` keeps
-/// of it (the whole tree, then a second copy of it, took 15 to 25 times the answer's size).
 fn decode<T: DeserializeOwned>(path: &str, body: &[u8]) -> Result<T> {
     /// Whether an object has a `response` member (its value is skipped, not built).
     #[derive(serde::Deserialize)]
@@ -1099,24 +1050,14 @@ mod tests {
     }
 
     #[test]
-    fn iris_answers_decode_in_one_pass_as_the_generic_decoder_reads_them() {
+    fn iris_answers_decode_into_their_type_with_readable_errors() {
         let recorded = include_bytes!(
             "../../domaintools-fake/fixtures/domaintools/iris-investigate-domain.json"
         );
-        let fast = decode_iris("/p", recorded).unwrap();
         let generic: IrisResponse = decode("/p", recorded).unwrap();
-        assert_eq!(fast.results, generic.results);
-        assert_eq!(
-            (fast.total_count, fast.has_more_results, fast.limit_exceeded),
-            (
-                generic.total_count,
-                generic.has_more_results,
-                generic.limit_exceeded
-            )
-        );
-        assert!(!fast.results.is_empty());
-        // A bare object is the answer itself, as for the generic decoder.
-        let bare = decode_iris("/p", br#"{"results": [{"domain": "a.example"}]}"#).unwrap();
+        assert!(!generic.results.is_empty());
+        let bare: IrisResponse =
+            decode("/p", br#"{"results": [{"domain": "a.example"}]}"#).unwrap();
         assert_eq!(bare.results.len(), 1);
         for (body, kind) in [
             (&b"{\"response\": \"nope\"}"[..], "unexpected shape"),
@@ -1125,8 +1066,6 @@ mod tests {
             (b"{\"response\": ", "not JSON"),
             (b"oops", "not JSON"),
         ] {
-            let error = decode_iris("/p", body).unwrap_err().to_string();
-            assert!(error.contains(&format!("/p: {kind}")), "{error}");
             let generic = decode::<IrisResponse>("/p", body).unwrap_err().to_string();
             assert!(generic.contains(&format!("/p: {kind}")), "{generic}");
         }

@@ -196,6 +196,47 @@ fn render_one(entry: &Entry, form: Form, note: Option<&str>) -> Option<Value> {
     Some(Value::Object(out))
 }
 
+/// One entry as its hover result, serialized straight from the entry: the same JSON, key for
+/// key and byte for byte, as [`render`] gives in hover form, without building it as a tree.
+#[derive(Debug)]
+pub(crate) struct HoverJson<'a> {
+    pub(crate) entry: &'a Entry,
+    /// Put in front of the comment (demo mode).
+    pub(crate) note: Option<&'a str>,
+}
+
+impl serde::Serialize for HoverJson<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let entry = self.entry;
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("types", &entry.types)?;
+        map.serialize_entry("values", &OneMember(&entry.label, &entry.value))?;
+        match self.note {
+            Some(note) => map.serialize_entry("comment", &format!("{note} {}", entry.comment))?,
+            None => map.serialize_entry("comment", &entry.comment)?,
+        }
+        map.serialize_entry("tags", &entry.tags)?;
+        if let Some(categories) = &entry.categories {
+            let first = entry.types.first().copied().unwrap_or("text");
+            map.serialize_entry("categories", &valid_category_names(first, categories))?;
+        }
+        map.end()
+    }
+}
+
+/// `{key: value}`.
+pub(crate) struct OneMember<'a, V: ?Sized>(pub(crate) &'a str, pub(crate) &'a V);
+
+impl<V: serde::Serialize + ?Sized> serde::Serialize for OneMember<'_, V> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(Some(1))?;
+        map.serialize_entry(self.0, self.1)?;
+        map.end()
+    }
+}
+
 /// The type to store a value under where the reference's label says more than its type: an
 /// SSL certificate hash is `x509-fingerprint-sha1`, an ASN `AS`, a mail server host a
 /// `hostname` (the reference types them all `text`). Value-only corrections, and the check that
@@ -319,17 +360,26 @@ impl Catalogue {
 /// store (`datetime` or `whois-registrant-email` under "External analysis"); we send the
 /// type's default category instead (see docs/compatibility.md).
 pub(crate) fn valid_categories(attribute_type: &str, categories: &[&'static str]) -> Vec<String> {
-    let valid: Vec<String> = categories
+    valid_category_names(attribute_type, categories)
+        .into_iter()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// [`valid_categories`], borrowed from the catalogue and the given names.
+fn valid_category_names(attribute_type: &str, categories: &[&'static str]) -> Vec<&'static str> {
+    let valid: Vec<&'static str> = categories
         .iter()
+        .copied()
         .filter(|c| CATALOGUE.allows(c, attribute_type))
-        .map(|c| (*c).to_owned())
         .collect();
     if !valid.is_empty() {
         return valid;
     }
-    match CATALOGUE.default_category(attribute_type) {
-        Some(default) => vec![default.to_owned()],
-        None => categories.iter().map(|c| (*c).to_owned()).collect(),
+    let catalogue: &'static Catalogue = &CATALOGUE;
+    match catalogue.default_category(attribute_type) {
+        Some(default) => vec![default],
+        None => categories.to_vec(),
     }
 }
 

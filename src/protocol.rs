@@ -390,9 +390,14 @@ pub fn credentials(
 /// the modules that answer in that format; `error` and `comment` when set.
 pub(crate) fn reply_json(reply: Reply) -> Value {
     let mut out = Map::new();
-    let results = match reply.standard {
-        Some(standard) => Value::Object(standard),
-        None => Value::Array(reply.results),
+    let results = match (reply.standard, reply.hover) {
+        (Some(standard), _) => Value::Object(standard),
+        (None, Some(hover)) => {
+            let mut results = hover.render();
+            results.extend(reply.results);
+            Value::Array(results)
+        }
+        (None, None) => Value::Array(reply.results),
     };
     out.insert("results".into(), results);
     if let Some(error) = reply.error {
@@ -458,6 +463,61 @@ pub fn finish(reply: Value, usage: Use, demo_note: Option<&str>) -> Value {
     out.insert("results".into(), Value::Array(results));
     out.extend(reply);
     Value::Object(out)
+}
+
+/// The bytes of a hover reply written straight from its entries: exactly
+/// `finish(reply_json(reply), Use::Hover, note)` serialized, without the JSON tree between.
+/// `None` for a reply that is not only hover entries (it takes the general path).
+pub(crate) fn hover_reply_bytes(reply: &Reply) -> Option<Vec<u8>> {
+    use serde::ser::{SerializeMap, SerializeSeq};
+
+    struct Results<'a>(&'a crate::modules::Hover, Option<&'a str>);
+    impl serde::Serialize for Results<'_> {
+        fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            let mut seq = serializer.serialize_seq(None)?;
+            for entry in &self.0.entries {
+                seq.serialize_element(&misp::HoverJson {
+                    entry,
+                    note: self.0.note,
+                })?;
+            }
+            // As `finish` does for a hover: the error is also an entry, the one MISP shows.
+            if let Some(error) = self.1 {
+                seq.serialize_element(&ErrorEntry(error))?;
+            }
+            seq.end()
+        }
+    }
+    struct ErrorEntry<'a>(&'a str);
+    impl serde::Serialize for ErrorEntry<'_> {
+        fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            let mut map = serializer.serialize_map(Some(2))?;
+            map.serialize_entry("types", &["text"])?;
+            map.serialize_entry("values", &misp::OneMember("Error", self.0))?;
+            map.end()
+        }
+    }
+    struct Whole<'a>(&'a Reply, &'a crate::modules::Hover);
+    impl serde::Serialize for Whole<'_> {
+        fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            let reply = self.0;
+            let mut map = serializer.serialize_map(None)?;
+            map.serialize_entry("results", &Results(self.1, reply.error.as_deref()))?;
+            if let Some(error) = &reply.error {
+                map.serialize_entry("error", error)?;
+            }
+            if let Some(comment) = &reply.comment {
+                map.serialize_entry("comment", comment)?;
+            }
+            map.end()
+        }
+    }
+
+    let hover = reply.hover.as_ref()?;
+    if reply.standard.is_some() || !reply.results.is_empty() {
+        return None;
+    }
+    serde_json::to_vec(&Whole(reply, hover)).ok()
 }
 
 /// An error reply: `{"results": [], "error": "…"}` (MISP's bulk enrichment needs `results`).

@@ -74,6 +74,22 @@ pub(crate) fn py_float(f: f64) -> String {
 /// Python's `str.title()`: a cased character after an uncased one is upper-cased, every other
 /// cased character lower-cased (`"ip country_code"` → `"Ip Country_Code"`).
 pub(crate) fn title(s: &str) -> String {
+    // Labels are ASCII but for a key Iris might add: a byte loop, without the Unicode case
+    // tables (this ran for every entry of every Iris reply).
+    if s.is_ascii() {
+        let mut out = s.as_bytes().to_vec();
+        let mut previous_cased = false;
+        for b in &mut out {
+            let cased = b.is_ascii_alphabetic();
+            if cased && !previous_cased {
+                b.make_ascii_uppercase();
+            } else if cased {
+                b.make_ascii_lowercase();
+            }
+            previous_cased = cased;
+        }
+        return String::from_utf8(out).unwrap_or_default();
+    }
     let mut out = String::with_capacity(s.len());
     let mut previous_cased = false;
     for c in s.chars() {

@@ -395,8 +395,18 @@ async fn query_module(
     let run = {
         let (state, name) = (state.clone(), name.clone());
         async move {
-            let (reply, outcome) = answer(&state, &name, &request, started).await;
+            let (answered, outcome) = answer(&state, &name, &request, started).await;
             let usage = usage_of(&state, &name, &request);
+            let reply = match answered {
+                Answered::Reply(reply) if usage == protocol::Use::Hover => {
+                    match protocol::hover_reply_bytes(&reply) {
+                        Some(bytes) => return (bytes, outcome, reply.error),
+                        None => protocol::reply_json(reply),
+                    }
+                }
+                Answered::Reply(reply) => protocol::reply_json(reply),
+                Answered::Json(reply) => reply,
+            };
             let demo_note = state.inner.options.demo.then_some(DEMO_NOTE);
             let reply = protocol::finish(reply, usage, demo_note);
             let error = reply
@@ -521,13 +531,25 @@ fn usage_of(
     }
 }
 
+/// What a module run gave: a module's reply, or a reply already made as JSON (errors).
+enum Answered {
+    Reply(crate::modules::Reply),
+    Json(Value),
+}
+
+impl From<Value> for Answered {
+    fn from(value: Value) -> Self {
+        Self::Json(value)
+    }
+}
+
 /// Runs the module for one request and says how it went ("ok", "error", "timeout", "panic").
 async fn answer(
     state: &AppState,
     name: &str,
     request: &serde_json::Map<String, Value>,
     started: Instant,
-) -> (Value, &'static str) {
+) -> (Answered, &'static str) {
     let inner = &state.inner;
     let Some(registered) = inner.registry.find(name) else {
         let known: Vec<&str> = inner
@@ -541,7 +563,8 @@ async fn answer(
                 "Unknown module {}. This server provides: {}.",
                 domaintools::classic::shown(name),
                 known.join(", ")
-            )),
+            ))
+            .into(),
             "error",
         );
     };
@@ -551,7 +574,7 @@ async fn answer(
         Ok(Some(timeout)) => timeout,
         Ok(None) if form == Form::Hover => inner.options.hover_budget,
         Ok(None) => inner.options.query_budget,
-        Err(message) => return (protocol::error_json(message), "error"),
+        Err(message) => return (protocol::error_json(message).into(), "error"),
     };
     // Demo mode always uses the demo account: whatever MISP has configured would be refused
     // by the built-in fake API.
@@ -564,7 +587,7 @@ async fn answer(
     let credentials =
         match protocol::credentials(credential_source, &inner.options.default_credentials) {
             Ok(credentials) => credentials,
-            Err(message) => return (protocol::error_json(message), "error"),
+            Err(message) => return (protocol::error_json(message).into(), "error"),
         };
     let input = if registered.standard {
         protocol::standard_input(name, &registered.inputs, request)
@@ -573,7 +596,7 @@ async fn answer(
     };
     let input = match input {
         Ok(input) => input,
-        Err(message) => return (protocol::error_json(message), "error"),
+        Err(message) => return (protocol::error_json(message).into(), "error"),
     };
     let ctx = Context {
         client: inner.client.clone(),
@@ -590,31 +613,31 @@ async fn answer(
     // Modules stop their upstream work at the budget and answer with what they have; this is
     // the backstop for anything that does not.
     match tokio::time::timeout_at(started + budget + HARD_STOP_GRACE, run).await {
-        Err(_) => (protocol::error_json("Timeout."), "timeout"),
+        Err(_) => (protocol::error_json("Timeout.").into(), "timeout"),
         Ok(Err(_panic)) => (
-            protocol::error_json("Internal error in the module; the server logged it."),
+            protocol::error_json("Internal error in the module; the server logged it.").into(),
             "panic",
         ),
         Ok(Ok(Ok(reply)))
-            if reply.results.is_empty()
+            if reply.has_no_results()
                 && reply.standard.is_none()
                 && reply.error.is_none()
                 && reply.comment.is_none() =>
         {
             // Records were there but none held anything readable (junk from upstream): an
             // empty list alone would read as "nothing to see" when something went wrong.
-            (protocol::error_json(UNREADABLE_ANSWER), "error")
+            (protocol::error_json(UNREADABLE_ANSWER).into(), "error")
         }
         Ok(Ok(Ok(reply))) => {
             let outcome = if reply.error.is_some() { "error" } else { "ok" };
-            (protocol::reply_json(reply), outcome)
+            (Answered::Reply(reply), outcome)
         }
         Ok(Ok(Err(error))) => {
             let outcome = match error {
                 ModuleError::NoResults(_) => "no_results",
                 _ => "error",
             };
-            (protocol::error_json(error.to_string()), outcome)
+            (protocol::error_json(error.to_string()).into(), outcome)
         }
     }
 }

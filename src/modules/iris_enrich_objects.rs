@@ -37,7 +37,7 @@ async fn run(ctx: Context, input: Input) -> Result<Reply, ModuleError> {
     let record = own_record(&response.results, &domain)
         .ok_or_else(|| ModuleError::NoResults("No results found.".into()))?;
     let mut builder = Builder::new(&options, enriched);
-    builder.record(record, true);
+    builder.record(&record, true);
     Ok(Reply {
         standard: Some(builder.finish()),
         ..Reply::default()

@@ -73,10 +73,9 @@ async fn run(ctx: Context, input: Input) -> Result<Reply, ModuleError> {
         ..ctx
     };
     Ok(Reply {
-        results: ctx.render(&payload),
         error,
         comment,
-        ..Reply::default()
+        ..ctx.reply(payload)
     })
 }
 

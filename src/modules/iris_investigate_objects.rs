@@ -46,7 +46,7 @@ async fn run(ctx: Context, input: Input) -> Result<Reply, ModuleError> {
         let record = own_record(&response.results, &domain)
             .ok_or_else(|| ModuleError::NoResults("No results found.".into()))?;
         let mut builder = Builder::new(&options, enriched);
-        builder.record(record, true);
+        builder.record(&record, true);
         return Ok(Reply {
             standard: Some(builder.finish()),
             ..Reply::default()
@@ -104,13 +104,10 @@ async fn run(ctx: Context, input: Input) -> Result<Reply, ModuleError> {
 }
 
 /// The record of `domain` in an answer (Iris may answer with more than the one asked for).
-pub(crate) fn own_record<'r>(records: &'r [Value], domain: &str) -> Option<&'r Value> {
+pub(crate) fn own_record(records: &[domaintools::Record], domain: &str) -> Option<Value> {
     records
         .iter()
-        .find(|r| {
-            r.get("domain")
-                .and_then(Value::as_str)
-                .is_some_and(|d| d.eq_ignore_ascii_case(domain))
-        })
+        .find(|r| r.domain().is_some_and(|d| d.eq_ignore_ascii_case(domain)))
         .or_else(|| records.last())
+        .map(domaintools::Record::value)
 }

@@ -96,10 +96,9 @@ async fn run(ctx: Context, input: Input) -> Result<Reply, ModuleError> {
         _ => (None, note),
     };
     Ok(Reply {
-        results: ctx.render(&payload),
         error,
         comment,
-        ..Reply::default()
+        ..ctx.reply(payload)
     })
 }
 
@@ -117,11 +116,9 @@ async fn run_domain(ctx: Context, input: Input) -> Result<Reply, ModuleError> {
     let record = response
         .results
         .last()
+        .map(domaintools::Record::value)
         .ok_or_else(|| ModuleError::NoResults("No results found.".into()))?;
-    Ok(Reply {
-        results: ctx.render(&map_domain(record, threshold)),
-        ..Reply::default()
-    })
+    Ok(ctx.reply(map_domain(&record, threshold)))
 }
 
 /// The entries for the domains a pivot found, then the number of connected domains (when

@@ -48,12 +48,10 @@ pub(crate) async fn run(
     let record = response
         .results
         .last()
+        .map(domaintools::Record::value)
         .ok_or_else(|| ModuleError::NoResults("No results found.".into()))?;
-    let payload = map(&domain, record, product, ctx.now);
-    Ok(Reply {
-        results: ctx.render(&payload),
-        ..Reply::default()
-    })
+    let payload = map(&domain, &record, product, ctx.now);
+    Ok(ctx.reply(payload))
 }
 
 /// The registrable domain of a domain-like value, or a clear error.

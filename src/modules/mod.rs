@@ -79,6 +79,41 @@ impl Context {
     pub fn render(&self, payload: &Payload) -> Vec<Value> {
         misp::render(payload.entries(), self.form, self.demo.then_some(DEMO_NOTE))
     }
+
+    /// The reply of a payload: rendered now for stored results; for a hover, the entries
+    /// themselves, which the server writes straight into the reply's bytes (a hover reply
+    /// built as a JSON tree first cost more CPU than decoding the DomainTools answer).
+    pub(crate) fn reply(&self, payload: Payload) -> Reply {
+        match self.form {
+            Form::Hover => Reply {
+                hover: Some(Hover {
+                    entries: payload.into_entries(),
+                    note: self.demo.then_some(DEMO_NOTE),
+                }),
+                ..Reply::default()
+            },
+            Form::Stored => Reply {
+                results: self.render(&payload),
+                ..Reply::default()
+            },
+        }
+    }
+}
+
+/// Hover entries not rendered yet, and the note every comment starts with (demo mode).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Hover {
+    /// The entries, in order.
+    pub entries: Vec<misp::Entry>,
+    /// The note in front of every comment.
+    pub note: Option<&'static str>,
+}
+
+impl Hover {
+    /// The entries as MISP's hover result list (what [`Context::render`] gives in hover form).
+    pub fn render(&self) -> Vec<Value> {
+        misp::render(&self.entries, Form::Hover, self.note)
+    }
 }
 
 /// The attribute a request asks about.
@@ -105,6 +140,16 @@ pub struct Reply {
     /// The `misp_standard` answer (`{"Attribute": […], "Object": […]}`), sent as `results`
     /// instead of the entry list by the modules whose descriptor declares that format.
     pub standard: Option<Map<String, Value>>,
+    /// Hover entries, when the module left rendering to the server ([`Context::reply`]):
+    /// `results` is then empty, and these come first.
+    pub hover: Option<Hover>,
+}
+
+impl Reply {
+    /// Whether the reply holds no result entry.
+    pub fn has_no_results(&self) -> bool {
+        self.results.is_empty() && self.hover.as_ref().is_none_or(|h| h.entries.is_empty())
+    }
 }
 
 /// Why a module produced no answer. The `Display` text is what the MISP user reads.

@@ -140,7 +140,11 @@ pub async fn enrich(
             .map_err(|error| EnrichError::of(error, &observable.value))?;
             Found {
                 total: None,
-                records: response.results,
+                records: response
+                    .results
+                    .iter()
+                    .map(domaintools::Record::value)
+                    .collect(),
                 failed_page: None,
             }
         }

@@ -393,7 +393,8 @@ impl Client {
                 }
             }
             let result = this.fetch(owned, method, path_owned, owned_params).await;
-            let kept = result.as_ref().is_ok_and(|body| worth_keeping(body));
+            // Probing the answer costs a parse: only done when it may be kept.
+            let kept = cached && result.as_ref().is_ok_and(|body| worth_keeping(body));
             if let (Ok(body), true) = (&result, kept) {
                 this.inner.cache.put(&key_owned, body.clone(), ttl).await;
             }
@@ -695,7 +696,7 @@ impl Client {
             }
             let result = this.inner.batcher.submit(this.clone(), owned, domain).await;
             // The batch keeps sound answers in the cache itself.
-            let kept = result.as_ref().is_ok_and(|body| worth_keeping(body));
+            let kept = cached && result.as_ref().is_ok_and(|body| worth_keeping(body));
             this.inner.cache.release(&key_owned, token, kept);
             result
         });

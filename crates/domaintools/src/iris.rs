@@ -194,11 +194,17 @@ impl Client {
                 out.more = true;
             }
             let before = out.records.len();
-            out.received += page.results.len();
-            out.records.extend(page.results);
-            if out.records.len() >= limit {
-                out.more |= out.records.len() > limit || page.has_more_results;
-                out.records.truncate(limit);
+            let sent = page.results.len();
+            out.received += sent;
+            // Only the records within the limit are read into values.
+            out.records.extend(
+                page.results
+                    .iter()
+                    .take(limit.saturating_sub(before))
+                    .map(crate::types::Record::value),
+            );
+            if before + sent >= limit {
+                out.more |= before + sent > limit || page.has_more_results;
                 break;
             }
             // Follow the cursor only while Iris says there is more, the cursor moves on and

@@ -28,4 +28,4 @@ pub use iris_detect::{DetectList, DetectQuery, EscalationType, WatchlistPage};
 pub use metrics::ClientMetrics;
 /// The one secret type: API keys, tokens, and URLs that may carry a password.
 pub use secrecy::{ExposeSecret, SecretString};
-pub use types::IrisResponse;
+pub use types::{IrisResponse, Record};

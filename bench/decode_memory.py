@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 # Peak memory of decoding one large Iris answer (issue 12, row 5): a stdlib HTTP server on
-# loopback answers every Iris Investigate call with one ~30 MB answer (the recorded google.com
-# record repeated under distinct names, under the client's 32 MiB cap), and our release binary
+# loopback answers every Iris Investigate call with one ~30 MB answer (the first recorded
+# record, amazon.com, repeated under distinct names, under the client's 32 MiB cap), and our release binary
 # is asked one hover (Iris-Investigate) and one pivot (Iris-Pivot on an IP, which reads every
 # record of the page). The figure is the server's VmHWM (/proc/PID/status) before and after,
 # against the answer's size. A fresh server per query, so each peak is that query's alone.
@@ -33,10 +33,12 @@ def answer(megabytes):
     """An Iris Investigate answer of about `megabytes` MB: the first recorded record again and
     again, each under a name of its own."""
     recorded = json.loads(FIXTURE.read_text())["response"]
-    template = json.dumps(recorded["results"][0])
+    first = recorded["results"][0]
+    template = json.dumps(first)
     per_record = len(template)
     count = int(megabytes * 1_000_000 / per_record)
-    records = [template.replace('"google.com"', f'"big-{i}.example"') for i in range(count)]
+    name = json.dumps(first["domain"])
+    records = [template.replace(name, f'"big-{i}.example"') for i in range(count)]
     envelope = dict(recorded, results_count=count, total_count=count, has_more_results=False)
     head = json.dumps(dict(envelope, results=[]))
     # Spliced as text so building the answer here does not take a Python object per record.

@@ -23,7 +23,7 @@ use super::cache::{self, CacheConfig, Claim, Family, ResponseCache};
 use super::error::{Error, Result};
 use super::flight::Flights;
 use super::limits::{self, RateLimits};
-use super::types::{ErrorEnvelope, IrisResponse};
+use super::types::{ErrorEnvelope, IrisResponse, IrisWire};
 use crate::metrics::{ClientMetrics, EndpointReason, EndpointStatus};
 
 /// Where DomainTools lives.
@@ -312,7 +312,7 @@ impl Client {
         }
         if let ([domain], true) = (domains, self.inner.batcher.enabled()) {
             let body = self.enrich_batched(caller, domain).await?;
-            return decode(ENRICH_PATH, &body);
+            return decode_iris(ENRICH_PATH, &body);
         }
         let joined = domains.join(",");
         self.call_iris(
@@ -333,7 +333,7 @@ impl Client {
         params: &[(&str, &str)],
     ) -> Result<IrisResponse> {
         let body = self.send(caller, method, path, params).await?;
-        decode(path, &body)
+        decode_iris(path, &body)
     }
 
     /// Sends one signed request (through the cache, coalescing and rate limits) and decodes
@@ -832,7 +832,12 @@ fn worth_keeping(body: &[u8]) -> bool {
     }
 }
 
-fn decode<T: DeserializeOwned>(path: &str, body: &[u8]) -> Result<T> {
+/// An Iris answer: [`decode`], its records kept as slices of `body`.
+fn decode_iris(path: &str, body: &Bytes) -> Result<IrisResponse> {
+    decode::<IrisWire<'_>>(path, body).map(|wire| wire.into_response(body))
+}
+
+fn decode<'de, T: serde::Deserialize<'de>>(path: &str, body: &'de [u8]) -> Result<T> {
     /// Whether an object has a `response` member (its value is skipped, not built).
     #[derive(serde::Deserialize)]
     struct Probe {
@@ -907,7 +912,13 @@ impl Drop for InFlight<'_> {
 
 /// Reads a body, refusing absurd sizes.
 async fn read_capped(mut response: reqwest::Response, timeout: Duration) -> Result<Bytes> {
-    let mut buf = BytesMut::new();
+    // Sized once when the length is announced: growing by doubling held up to three times a
+    // large answer while it was copied.
+    let announced = response
+        .content_length()
+        .and_then(|n| usize::try_from(n).ok())
+        .filter(|n| *n <= MAX_BODY_BYTES);
+    let mut buf = BytesMut::with_capacity(announced.unwrap_or(0));
     while let Some(chunk) = response
         .chunk()
         .await

@@ -26,7 +26,7 @@ mod demo;
 pub mod domain;
 pub mod feeds;
 pub mod http;
-pub mod iris;
+pub(crate) mod iris;
 pub mod misp;
 pub mod modules;
 pub mod opencti;

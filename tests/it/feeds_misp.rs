@@ -3,11 +3,11 @@
 //! manifest and `hashes.csv` checked against the events. Also: the token, ETags and 304, the
 //! hotlist freetext, a restart that keeps every sealed bucket, and a soak of an hour of NOD.
 //!
-//! PyMISP comes from the venv `.ci/run` creates (`target/pymisp-venv`, or `$PYMISP_PYTHON`):
-//! without it the PyMISP check is skipped with a notice locally and fails under `CI=true`.
+//! PyMISP comes from the tests' Python venv (`common::python`: `target/py-venv`, which `.ci/run`
+//! creates, or `$TESTS_PY_VENV`): without it the PyMISP check is skipped with a notice locally
+//! and fails under `CI=true`.
 
 use std::collections::BTreeSet;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -31,44 +31,9 @@ fn domain(name: &str) -> Map<String, Value> {
     object(json!({ "domain": name }))
 }
 
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|value| value.eq_ignore_ascii_case("true") || value == "1")
-}
-
-fn notice(text: &str) {
-    match std::fs::OpenOptions::new().write(true).open("/dev/stderr") {
-        Ok(mut stderr) => {
-            let _ = writeln!(stderr, "{text}");
-        }
-        Err(_) => eprintln!("{text}"),
-    }
-}
-
-/// The Python with PyMISP, if there is one.
+/// The Python of the tests' venv, if it has PyMISP.
 fn pymisp_python() -> Option<PathBuf> {
-    let python = std::env::var_os("PYMISP_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("target/pymisp-venv/bin/python")
-        });
-    let works = Command::new(&python)
-        .args(["-c", "import pymisp"])
-        .output()
-        .is_ok_and(|output| output.status.success());
-    if works {
-        return Some(python);
-    }
-    assert!(
-        !in_ci(),
-        "CI=true but PyMISP is missing at {} (.ci/run creates target/pymisp-venv)",
-        python.display()
-    );
-    notice(&format!(
-        "NOTICE: PyMISP check skipped: no PyMISP at {} (python3 -m venv target/pymisp-venv && \
-         target/pymisp-venv/bin/pip install pymisp)",
-        python.display()
-    ));
-    None
+    crate::common::python_with("pymisp")
 }
 
 struct Feeds {
@@ -477,16 +442,7 @@ impl Drop for Redis {
 /// (half the calls two pollers would make), and when it dies the other takes over.
 #[tokio::test]
 async fn two_replicas_poll_each_cursor_once() {
-    let installed = Command::new("redis-server")
-        .arg("--version")
-        .output()
-        .is_ok_and(|output| output.status.success());
-    if !installed {
-        assert!(
-            !in_ci(),
-            "redis-server must be installed in CI (.ci/run installs it)"
-        );
-        notice("NOTICE: redis-server is not installed: skipping the feed replicas test");
+    if !crate::common::redis_present() {
         return;
     }
     let port = crate::common::child::free_port();

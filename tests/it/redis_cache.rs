@@ -11,6 +11,7 @@ use domaintools_fake::FakeApi;
 use serde_json::{json, Value};
 
 use crate::common::child::{free_port, ChildServer};
+use crate::common::redis_present;
 use crate::common::server::sum_metric;
 
 const USER: &str = "replica-test";
@@ -24,14 +25,6 @@ impl Drop for Process {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn redis_installed() -> bool {
-    Command::new("redis-server")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
 }
 
 async fn wait_for(what: &str, mut ready: impl FnMut() -> bool) {
@@ -134,19 +127,6 @@ async fn metric(http: &reqwest::Client, port: u16, prefix: &str) -> f64 {
         .unwrap();
     assert!(!text.contains(KEY));
     sum_metric(&text, prefix)
-}
-
-/// Whether the test can run: false (with a notice) without `redis-server`, a failure in CI.
-fn redis_present() -> bool {
-    if redis_installed() {
-        return true;
-    }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "redis-server must be installed in CI (.ci/run installs it)"
-    );
-    eprintln!("redis-server is not installed: skipping a shared-cache test");
-    false
 }
 
 async fn started_redis() -> (Process, u16) {

@@ -4,7 +4,6 @@
 //! same data (durable queues survive, as in a broker restart). Required under `CI=true`;
 //! elsewhere a missing server skips the test with a notice.
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -17,7 +16,6 @@ pub const PASS: &str = "octi-broker-SECRET-77";
 const SERVER: &str = "/usr/lib/rabbitmq/bin/rabbitmq-server";
 
 use super::child::free_port;
-use super::in_ci;
 
 fn epmd() -> Option<PathBuf> {
     let root = Path::new("/usr/lib/erlang");
@@ -51,18 +49,11 @@ impl RabbitMq {
     /// this is not CI.
     pub fn start() -> Option<Self> {
         let Some(epmd_binary) = epmd().filter(|_| Path::new(SERVER).exists()) else {
-            assert!(
-                !in_ci(),
-                "CI=true but rabbitmq-server is not installed (.ci/run installs the Debian package)"
+            super::missing(
+                "rabbitmq-server",
+                "it is not installed",
+                "`apt-get install rabbitmq-server`",
             );
-            let notice = "NOTICE: RabbitMQ test skipped: rabbitmq-server is not installed \
-                          (apt-get install rabbitmq-server)";
-            match std::fs::OpenOptions::new().write(true).open("/dev/stderr") {
-                Ok(mut stderr) => {
-                    let _ = writeln!(stderr, "{notice}");
-                }
-                Err(_) => eprintln!("{notice}"),
-            }
             return None;
         };
         let port = free_port();

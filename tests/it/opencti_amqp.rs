@@ -11,18 +11,11 @@ use base64::Engine as _;
 use serde_json::Value;
 
 use crate::common::opencti::{
-    enrichment_message, settings_with, start, BrokerInfo, FakeOpencti, PlatformQueues,
-    CONNECTOR_ID, CONNECTOR_USER_ID,
+    enrichment_message, fake_domaintools, settings_with, start, BrokerInfo, FakeOpencti,
+    PlatformQueues, CONNECTOR_ID, CONNECTOR_USER_ID,
 };
 use crate::common::rabbitmq::{RabbitMq, PASS, USER as BROKER_USER};
 use crate::common::server::{KEY, USER};
-use domaintools_fake::{FakeApi, RunningFake};
-
-async fn fake_domaintools() -> (FakeApi, RunningFake) {
-    let fake = FakeApi::new().with_user(USER, KEY);
-    let running = fake.spawn().await.unwrap();
-    (fake, running)
-}
 
 fn broker_info(rabbit: &RabbitMq) -> BrokerInfo {
     BrokerInfo {

@@ -11,12 +11,11 @@ use misp_domaintools::opencti::graphql::{requests, Release};
 use serde_json::{json, Value};
 
 use crate::common::opencti::{
-    enrichment_message, post_callback, settings, settings_with, start, FakeOpencti, CONNECTOR_ID,
-    TOKEN,
+    enrichment_message, fake_domaintools, post_callback, settings, settings_with, start,
+    FakeOpencti, CONNECTOR_ID, TOKEN,
 };
 use crate::common::opencti_schema::{self, RELEASES};
 use crate::common::server::{KEY, USER};
-use domaintools_fake::{FakeApi, RunningFake};
 
 /// The releases tried: the six schemas read, and a 7.x version (pycti 7's).
 const ALL: [&str; 7] = [
@@ -28,12 +27,6 @@ const ALL: [&str; 7] = [
     "6.9.17",
     "7.260817.0",
 ];
-
-async fn fake_domaintools() -> (FakeApi, RunningFake) {
-    let fake = FakeApi::new().with_user(USER, KEY);
-    let running = fake.spawn().await.unwrap();
-    (fake, running)
-}
 
 fn registration(callback: Option<&str>) -> requests::Registration {
     requests::Registration {

@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 
 use crate::common::child::{free_port, ChildServer};
 use crate::common::redis_present;
-use crate::common::server::sum_metric;
+use crate::common::server::{sum_metric, TestFake, TestServer};
 
 const USER: &str = "replica-test";
 const KEY: &str = "SECRET-replica-key-42";
@@ -144,8 +144,11 @@ async fn replicas_share_one_redis_and_survive_its_loss() {
     if !redis_present() {
         return;
     }
-    let fake = FakeApi::new().with_user(USER, KEY);
-    let running = fake.spawn().await.unwrap();
+    let running = TestServer::builder()
+        .fake(FakeApi::new().with_user(USER, KEY))
+        .start_fake()
+        .await;
+    let fake = running.fake.clone();
     let (redis, redis_port) = started_redis().await;
 
     let http = reqwest::Client::builder()
@@ -267,8 +270,11 @@ async fn forged_foreign_and_oversized_entries_are_refused_and_counted() {
     if !redis_present() {
         return;
     }
-    let fake = FakeApi::new().with_user(USER, KEY);
-    let running = fake.spawn().await.unwrap();
+    let running = TestServer::builder()
+        .fake(FakeApi::new().with_user(USER, KEY))
+        .start_fake()
+        .await;
+    let fake = running.fake.clone();
     let (_redis, redis_port) = started_redis().await;
     let patient =
         redis::AsyncConnectionConfig::new().set_response_timeout(Some(Duration::from_secs(20)));
@@ -389,19 +395,16 @@ async fn forged_foreign_and_oversized_entries_are_refused_and_counted() {
 
 /// Three replicas in front of one Redis and one fake API, with an account allowed `per_minute`
 /// Iris Investigate calls a minute.
-async fn three_replicas(
-    per_minute: u32,
-) -> (
-    FakeApi,
-    domaintools_fake::RunningFake,
-    Process,
-    u16,
-    Vec<ChildServer>,
-) {
-    let fake = FakeApi::new()
-        .with_user(USER, KEY)
-        .with_per_minute_limit("iris-investigate", per_minute);
-    let running = fake.spawn().await.unwrap();
+async fn three_replicas(per_minute: u32) -> (FakeApi, TestFake, Process, u16, Vec<ChildServer>) {
+    let running = TestServer::builder()
+        .fake(
+            FakeApi::new()
+                .with_user(USER, KEY)
+                .with_per_minute_limit("iris-investigate", per_minute),
+        )
+        .start_fake()
+        .await;
+    let fake = running.fake.clone();
     let (redis, redis_port) = started_redis().await;
     let mut replicas = Vec::new();
     for _ in 0..3 {
@@ -601,8 +604,10 @@ async fn an_acl_user_in_the_url_is_used_and_never_shown() {
         return;
     }
     const PASSWORD: &str = "SECRET-redis-acl-password";
-    let fake = FakeApi::new().with_user(USER, KEY);
-    let running = fake.spawn().await.unwrap();
+    let running = TestServer::builder()
+        .fake(FakeApi::new().with_user(USER, KEY))
+        .start_fake()
+        .await;
     let port = free_port();
     let password_rule = format!(">{PASSWORD}");
     // The default user is off: only `replica`, with its password, may use this Redis.

@@ -293,8 +293,7 @@ async fn no_secret_in_help_errors_or_logs_and_secrets_can_come_from_files() {
 
     // The key from a file (as Docker and Kubernetes mount secrets), the API URL with a
     // password: it works, and the logs hold neither.
-    let fake = FakeApi::new().with_user(USER, KEY);
-    let running = fake.spawn().await.unwrap();
+    let running = TestServer::builder().start_fake().await;
     let dir = std::env::temp_dir().join(format!("mdt-secret-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let key_file = dir.join("api_key");
@@ -362,13 +361,15 @@ async fn request_text_in_logs_is_escaped_and_cut() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sighup_is_a_graceful_shutdown() {
     let fake = FakeApi::new().with_user(USER, KEY);
-    let running = fake.spawn().await.unwrap();
     fake.inject(
         "/v1/iris-investigate/",
         Fault::Slow(Duration::from_secs(2)),
         None,
     );
-    let mut server = ChildServer::start(&["--api-url", &running.base_url()], &[]).await;
+    let mut server = TestServer::builder()
+        .fake(fake.clone())
+        .child(&[], &[])
+        .await;
     let client = reqwest::Client::builder().no_proxy().build().unwrap();
     let url = format!("{}/query", server.url);
     let in_flight = tokio::spawn(async move {

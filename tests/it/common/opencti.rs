@@ -18,12 +18,15 @@ use axum::routing::post;
 use axum::{Json, Router};
 use clap::Parser as _;
 use domaintools::{Client, Credentials};
+use domaintools_fake::FakeApi;
 use misp_domaintools::config::{Command, Config};
 use misp_domaintools::opencti::{self, ConnectorSettings};
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+
+use super::server::{TestFake, TestServer};
 
 /// The connector user's token the fake accepts.
 pub const TOKEN: &str = "opencti-token-SECRET-4242";
@@ -432,6 +435,13 @@ pub fn settings_with(platform: &FakeOpencti, extra: &[&str]) -> ConnectorSetting
     let mut settings = ConnectorSettings::from_parts(&config, &opencti_args, None).unwrap();
     settings.ping_interval = Duration::from_millis(150);
     settings
+}
+
+/// The fake DomainTools API the connector tests call, from the harness's builder (it knows
+/// the test account); the fake (request log, faults) and the running one (its URL).
+pub async fn fake_domaintools() -> (FakeApi, TestFake) {
+    let running = TestServer::builder().start_fake().await;
+    (running.fake.clone(), running)
 }
 
 /// Starts a connector with `settings`, calling DomainTools at `api_url` as `username`/`key`.

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use domaintools::{ExposeSecret, SecretString};
+use domaintools::{ExposeSecret, ExtraRoots, SecretString};
 use redis::aio::ConnectionManager;
 
 /// Extends the lease only for its holder, atomically.
@@ -29,10 +29,16 @@ impl std::fmt::Debug for Leases {
 }
 
 impl Leases {
-    /// Connects to the Redis at `url`; leases last `lease` unless renewed.
-    pub async fn connect(url: &SecretString, lease: Duration) -> anyhow::Result<Self> {
-        let client = redis::Client::open(url.expose_secret())
-            .map_err(|_| anyhow::anyhow!("--feeds-lock-url is not a redis:// URL"))?;
+    /// Connects to the Redis at `url` (`rediss://` trusting `roots` too, like every other TLS
+    /// peer); leases last `lease` unless renewed.
+    pub async fn connect(
+        url: &SecretString,
+        roots: &ExtraRoots,
+        lease: Duration,
+    ) -> anyhow::Result<Self> {
+        let client = roots
+            .redis_client(url.expose_secret())
+            .map_err(|_| anyhow::anyhow!("--feeds-lock-url is not a redis:// or rediss:// URL"))?;
         let connection =
             tokio::time::timeout(Duration::from_secs(10), ConnectionManager::new(client))
                 .await

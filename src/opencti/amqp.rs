@@ -57,6 +57,9 @@ pub enum BrokerError {
 #[derive(Clone)]
 pub struct Broker {
     connection: BrokerConnection,
+    /// For `amqps`: every root trusted (built-in and `--ca-file`) as PEM, since lapin adds
+    /// this chain to its bundled roots only. Built once: the system's are read from disk.
+    roots_pem: Option<String>,
 }
 
 impl std::fmt::Debug for Broker {
@@ -68,9 +71,14 @@ impl std::fmt::Debug for Broker {
 }
 
 impl Broker {
-    /// The broker of `connection`.
-    pub fn new(connection: BrokerConnection) -> Self {
-        Self { connection }
+    /// The broker of `connection`; with TLS, its certificate may chain to the built-in roots
+    /// or to `roots`.
+    pub fn new(connection: BrokerConnection, roots: &domaintools::ExtraRoots) -> Self {
+        let roots_pem = connection.use_ssl.then(|| roots.bundle_pem());
+        Self {
+            connection,
+            roots_pem,
+        }
     }
 
     /// host:port/vhost, for messages.
@@ -113,10 +121,18 @@ impl Broker {
         };
         let properties =
             ConnectionProperties::default().with_connection_name(name.to_owned().into());
-        tokio::time::timeout(CONNECT_TIMEOUT, Connection::connect_uri(uri, properties))
-            .await
-            .map_err(|_| self.error("no answer in time"))?
-            .map_err(|e| self.error(e))
+        let tls = lapin::tcp::OwnedTLSConfig {
+            identity: None,
+            cert_chain: self.roots_pem.clone(),
+        };
+        let runtime = lapin::runtime::default_runtime().map_err(|e| self.error(e))?;
+        tokio::time::timeout(
+            CONNECT_TIMEOUT,
+            lapin::Connect::connect_with_config(uri, properties, tls, runtime),
+        )
+        .await
+        .map_err(|_| self.error("no answer in time"))?
+        .map_err(|e| self.error(e))
     }
 }
 

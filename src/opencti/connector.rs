@@ -58,6 +58,7 @@ pub async fn run(
         &settings.opencti_url,
         settings.opencti_token.clone(),
         PLATFORM_TIMEOUT,
+        &settings.roots,
     )
     .context("OpenCTI client")?;
     let Some(release) = until_ready("learn the OpenCTI version", stop.clone(), || {
@@ -117,8 +118,12 @@ pub async fn run(
         "registered with OpenCTI; waiting for enrichment requests"
     );
 
-    let broker = needs_broker(&settings)
-        .then(|| Broker::new(settings.mq.apply(&registered.config.connection)));
+    let broker = needs_broker(&settings).then(|| {
+        Broker::new(
+            settings.mq.apply(&registered.config.connection),
+            &settings.roots,
+        )
+    });
     let push = match (settings.queue_protocol, &broker) {
         (QueueProtocol::Amqp, Some(broker)) => Push::Amqp {
             broker: broker.clone(),

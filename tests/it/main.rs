@@ -23,6 +23,7 @@ mod misp_validity;
 mod opencti_amqp;
 mod opencti_connector;
 mod opencti_platforms;
+mod opencti_tls;
 mod quota;
 mod redis_cache;
 mod reliability_bad_input;

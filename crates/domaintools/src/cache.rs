@@ -17,6 +17,7 @@ use secrecy::ExposeSecret;
 
 use super::auth::Credentials;
 use crate::metrics::{CacheLayer, CacheLookup, CacheRejection, ClientMetrics};
+use crate::tls::ExtraRoots;
 
 /// Groups of endpoints that share a cache lifetime.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -198,6 +199,7 @@ impl ResponseCache {
     pub fn new(
         config: &CacheConfig,
         max_entry_bytes: usize,
+        roots: &ExtraRoots,
         metrics: ClientMetrics,
     ) -> Result<Self, String> {
         let memory = (config.max_bytes > 0).then(|| {
@@ -215,6 +217,7 @@ impl ResponseCache {
                     url.expose_secret(),
                     secret.expose_secret().as_bytes(),
                     max_entry_bytes,
+                    roots,
                     metrics.clone(),
                 )?);
                 redis.warm_up();
@@ -534,9 +537,13 @@ impl RedisCache {
         url: &str,
         secret: &[u8],
         max_entry_bytes: usize,
+        roots: &ExtraRoots,
         metrics: ClientMetrics,
     ) -> Result<Self, String> {
-        let client = redis::Client::open(url).map_err(|e| format!("cache URL: {e}"))?;
+        // `rediss://` trusts the same roots as the DomainTools client.
+        let client = roots
+            .redis_client(url)
+            .map_err(|e| format!("cache URL: {e}"))?;
         let config = redis::aio::ConnectionManagerConfig::new()
             .set_connection_timeout(Some(REDIS_TIMEOUT))
             .set_response_timeout(Some(REDIS_TIMEOUT))
@@ -931,8 +938,13 @@ mod tests {
 
     #[tokio::test]
     async fn memory_cache_keeps_answers_for_their_lifetime() {
-        let cache =
-            ResponseCache::new(&CacheConfig::default(), 1024, ClientMetrics::default()).unwrap();
+        let cache = ResponseCache::new(
+            &CacheConfig::default(),
+            1024,
+            &ExtraRoots::none(),
+            ClientMetrics::default(),
+        )
+        .unwrap();
         cache
             .put("k", Bytes::from_static(b"body"), Duration::from_millis(150))
             .await;
@@ -984,9 +996,12 @@ mod tests {
             redis_url: Some("rediss://user:pw@127.0.0.1:1/0".into()),
             ..CacheConfig::default()
         };
-        let error = ResponseCache::new(&config, 1024, ClientMetrics::default()).unwrap_err();
+        let error =
+            ResponseCache::new(&config, 1024, &ExtraRoots::none(), ClientMetrics::default())
+                .unwrap_err();
         assert!(error.contains("secret"), "{error}");
         config.redis_secret = Some("sixteen characters at least".into());
-        ResponseCache::new(&config, 1024, ClientMetrics::default()).expect("rediss:// is built in");
+        ResponseCache::new(&config, 1024, &ExtraRoots::none(), ClientMetrics::default())
+            .expect("rediss:// is built in");
     }
 }

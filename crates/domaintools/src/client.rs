@@ -25,6 +25,7 @@ use super::flight::Flights;
 use super::limits::{self, RateLimits};
 use super::types::{ErrorEnvelope, IrisResponse};
 use crate::metrics::{ClientMetrics, EndpointReason, EndpointStatus};
+use crate::tls::ExtraRoots;
 
 /// Where DomainTools lives.
 pub const DEFAULT_BASE_URL: &str = "https://api.domaintools.com";
@@ -226,23 +227,23 @@ impl Client {
                     .map_err(|_| Error::Config("the proxy URL cannot be parsed".to_owned()))?,
             ),
         };
-        if let Some(pem) = &config.extra_roots_pem {
-            let roots = reqwest::Certificate::from_pem_bundle(pem)
-                .map_err(|e| Error::Config(format!("the CA file cannot be read as PEM: {e}")))?;
-            if roots.is_empty() {
-                return Err(Error::Config(
-                    "the CA file holds no PEM certificate".to_owned(),
-                ));
-            }
-            for root in roots {
-                builder = builder.add_root_certificate(root);
-            }
+        let roots = match &config.extra_roots_pem {
+            Some(pem) => ExtraRoots::from_pem(pem)?,
+            None => ExtraRoots::none(),
+        };
+        for root in roots.reqwest_certificates() {
+            builder = builder.add_root_certificate(root);
         }
         let http = builder
             .build()
             .map_err(|e| Error::Config(format!("HTTP client: {e}")))?;
-        let cache = ResponseCache::new(&config.cache, MAX_BODY_BYTES, config.metrics.clone())
-            .map_err(Error::Config)?;
+        let cache = ResponseCache::new(
+            &config.cache,
+            MAX_BODY_BYTES,
+            &roots,
+            config.metrics.clone(),
+        )
+        .map_err(Error::Config)?;
         Ok(Self {
             inner: Arc::new(Inner {
                 http,

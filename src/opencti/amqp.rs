@@ -23,6 +23,7 @@ use lapin::{BasicProperties, Connection, ConnectionProperties};
 use serde_json::json;
 
 use super::graphql::BrokerConnection;
+use crate::telemetry::logged;
 use domaintools::ExposeSecret as _;
 
 /// pycti's heartbeat.
@@ -256,7 +257,7 @@ impl Taken {
         if let Err(error) = self.acker.ack(BasicAckOptions::default()).await {
             // The connection went away: the broker gives the message again, and the work
             // (ids are deterministic) is done a second time rather than lost.
-            tracing::warn!(%error, "cannot acknowledge a message; the broker will send it again");
+            tracing::warn!(error = %logged(&error), "cannot acknowledge a message; the broker will send it again");
         }
     }
 
@@ -267,7 +268,7 @@ impl Taken {
             .reject(BasicRejectOptions { requeue: false })
             .await
         {
-            tracing::warn!(%error, "cannot reject a message");
+            tracing::warn!(error = %logged(&error), "cannot reject a message");
         }
     }
 }
@@ -301,7 +302,7 @@ pub async fn consume<F, Fut>(
             Ok(session) => session,
             Err(error) => {
                 if !failing {
-                    tracing::warn!(%error, "cannot consume the listen queue; trying again");
+                    tracing::warn!(error = %logged(&error), "cannot consume the listen queue; trying again");
                 }
                 failing = true;
                 tokio::select! {
@@ -313,9 +314,13 @@ pub async fn consume<F, Fut>(
             }
         };
         if failing {
-            tracing::info!(broker = %broker.address(), "consuming the listen queue again");
+            tracing::info!(broker = %logged(broker.address()), "consuming the listen queue again");
         } else {
-            tracing::info!(broker = %broker.address(), queue, "consuming the listen queue");
+            tracing::info!(
+                broker = %logged(broker.address()),
+                queue = %logged(queue),
+                "consuming the listen queue"
+            );
         }
         failing = false;
         delay = Duration::from_secs(1);
@@ -328,7 +333,7 @@ pub async fn consume<F, Fut>(
                         jobs.spawn(handle(taken));
                     }
                     Some(Err(error)) => {
-                        tracing::warn!(%error, "lost the RabbitMQ connection; reconnecting");
+                        tracing::warn!(error = %logged(&error), "lost the RabbitMQ connection; reconnecting");
                         break false;
                     }
                     None => {

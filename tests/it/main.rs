@@ -22,6 +22,7 @@ mod misp_stored;
 mod misp_validity;
 mod opencti_amqp;
 mod opencti_connector;
+mod opencti_logs;
 mod opencti_platforms;
 mod opencti_tls;
 mod quota;

@@ -7,7 +7,7 @@
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use domaintools_fake::FakeApi;
+use domaintools_fake::{FakeApi, Fault};
 use serde_json::{json, Value};
 
 use crate::common::child::{free_port, ChildServer};
@@ -788,4 +788,69 @@ async fn a_tls_redis_behind_a_corporate_ca_needs_the_ca_file() {
     }
     assert!(!output.contains(PASSWORD), "{output}");
     assert!(!output.contains(CACHE_SECRET), "{output}");
+}
+
+#[tokio::test]
+async fn a_503_pause_on_one_replica_pauses_the_others() {
+    if !redis_present() {
+        return;
+    }
+    let fake = FakeApi::new().with_user(USER, KEY);
+    let running = fake.spawn().await.unwrap();
+    let (_redis, redis_port) = started_redis().await;
+    // No limit is learned: a 503 is all the replicas know of the account's limit.
+    let off = ["--rate-limits", "off"];
+    let a = start_replica_with(&running.base_url(), redis_port, CACHE_SECRET, &off).await;
+    let b = start_replica_with(&running.base_url(), redis_port, CACHE_SECRET, &off).await;
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap();
+    let mut redis = redis::Client::open(format!("redis://127.0.0.1:{redis_port}/0"))
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+
+    // A meets a 503 without Retry-After: it pauses (2 s) and tries again within its budget.
+    fake.inject("/v1/iris-investigate", Fault::RateLimited, Some(1));
+    let asked_a = tokio::spawn({
+        let http = http.clone();
+        let port = a.port;
+        async move { query(&http, port, "google.com").await }
+    });
+    let started = Instant::now();
+    loop {
+        let pauses: Vec<String> = redis::cmd("KEYS")
+            .arg("misp-domaintools:v2:pause:*")
+            .query_async(&mut redis)
+            .await
+            .unwrap();
+        if !pauses.is_empty() {
+            assert!(
+                !pauses.iter().any(|key| key.contains(USER)),
+                "the key names no account: {pauses:?}"
+            );
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "replica A never shared its pause"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+
+    // B never met a 503 and knows no limit, yet it waits for the end of A's pause.
+    let reply = query(&http, b.port, "amazon.com").await;
+    assert!(reply.get("error").is_none(), "{reply}");
+    assert!(!reply["results"].as_array().unwrap().is_empty(), "{reply}");
+    let waited = "misp_domaintools_rate_limit_wait_seconds_count";
+    assert!(
+        metric(&http, b.port, waited).await >= 1.0,
+        "replica B did not wait for the pause replica A shared"
+    );
+    let reply = asked_a.await.unwrap();
+    assert!(reply.get("error").is_none(), "{reply}");
+    assert!(metric(&http, a.port, waited).await >= 1.0);
 }

@@ -381,6 +381,29 @@ impl ResponseCache {
         });
     }
 
+    /// Tells the other replicas about a 503 pause of `account`'s `product` (limit unknown),
+    /// in the background: a key that expires when the pause ends, extended, never shortened.
+    pub(crate) fn shared_pause(&self, account: &str, product: &str, pause: Duration) {
+        let Some(redis) = self.redis.clone() else {
+            return;
+        };
+        let key = pause_key(account, product);
+        let millis = pause.as_millis().max(1) as f64;
+        tokio::spawn(async move {
+            let _: Option<i64> = redis.script(PAUSE, &key, &[millis]).await;
+        });
+    }
+
+    /// What is left of a 503 pause another replica shared (zero: none); `None` when there
+    /// is no Redis or it is away.
+    pub(crate) async fn shared_pause_left(&self, account: &str, product: &str) -> Option<Duration> {
+        let redis = self.redis.as_ref()?;
+        let left: i64 = redis
+            .script(PAUSE_LEFT, &pause_key(account, product), &[])
+            .await?;
+        Some(Duration::from_millis(left.max(0).unsigned_abs()))
+    }
+
     /// Keeps an answer for `ttl` (nothing when zero). Redis is written in the background.
     pub async fn put(&self, key: &str, body: Bytes, ttl: Duration) {
         if ttl.is_zero() {
@@ -447,6 +470,19 @@ tokens = math.min(capacity, tokens + math.max(0, now - updated) / 1000 * rate)
 redis.call('HSET', KEYS[1], 'tokens', tostring(math.min(tokens, 0)), 'updated', now)
 redis.call('PEXPIRE', KEYS[1], math.ceil(capacity / rate * 1000) + 60000)
 return 1
+";
+
+/// A 503 pause for all replicas: the key lives `ARGV[1]` ms, or longer if it already did.
+const PAUSE: &str = r"
+if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[1]) then
+  redis.call('SET', KEYS[1], '1', 'PX', ARGV[1])
+end
+return 1
+";
+
+/// The milliseconds left of a shared 503 pause (negative: none).
+const PAUSE_LEFT: &str = r"
+return redis.call('PTTL', KEYS[1])
 ";
 
 /// Takes the fetch lock of an entry when free (`SET NX PX` with this replica's token).
@@ -574,7 +610,16 @@ impl RedisCache {
         runtime.spawn(async move {
             let mut conn = this.manager.clone();
             let mut load = redis::pipe();
-            for source in [READ_CAPPED, LOCK, POLL, UNLOCK, RESERVE, DRAIN] {
+            for source in [
+                READ_CAPPED,
+                LOCK,
+                POLL,
+                UNLOCK,
+                RESERVE,
+                DRAIN,
+                PAUSE,
+                PAUSE_LEFT,
+            ] {
                 load.cmd("SCRIPT").arg("LOAD").arg(source);
             }
             let loaded = load.query_async::<Vec<String>>(&mut conn);
@@ -769,6 +814,11 @@ impl RedisCache {
 fn bucket_key(account: &str, product: &str) -> String {
     let account = hex::encode(Sha256::digest(account.as_bytes()));
     format!("{REDIS_PREFIX}rate:{account}:{product}")
+}
+
+fn pause_key(account: &str, product: &str) -> String {
+    let account = hex::encode(Sha256::digest(account.as_bytes()));
+    format!("{REDIS_PREFIX}pause:{account}:{product}")
 }
 
 fn unix_millis() -> u64 {

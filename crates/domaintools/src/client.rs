@@ -461,7 +461,8 @@ impl Client {
     }
 
     /// A turn under the account's rate limit for `product`: from the bucket all replicas
-    /// share in Redis when the limit is known and Redis is there, else from the local one.
+    /// share in Redis when the limit is known and Redis is there, else from the local one,
+    /// after any 503 pause a replica shared.
     async fn reserve(
         &self,
         account: &str,
@@ -478,6 +479,9 @@ impl Client {
             {
                 return turn.map_err(|wait| limits::TooLate { wait, limit });
             }
+        } else if let Some(left) = self.inner.cache.shared_pause_left(account, product).await {
+            // Unknown limit: another replica's 503 pauses this one too.
+            self.inner.limits.pause_for(account, product, left);
         }
         self.inner.limits.reserve(account, product, deadline)
     }
@@ -629,9 +633,12 @@ impl Client {
                         .cache
                         .shared_drain(account, product, capacity, per_second);
                 }
-                inner
+                let pause = inner
                     .limits
                     .slow_down(account, product, limits::retry_after(asked));
+                if let Some(pause) = pause {
+                    inner.cache.shared_pause(account, product, pause);
+                }
             }
             if status.is_redirection() {
                 return Err(redirected(status, response.url(), response.headers()));

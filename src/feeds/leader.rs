@@ -39,13 +39,24 @@ impl Leases {
         let client = roots
             .redis_client(url.expose_secret())
             .map_err(|_| anyhow::anyhow!("--feeds-lock-url is not a redis:// or rediss:// URL"))?;
-        let connection =
-            tokio::time::timeout(Duration::from_secs(10), ConnectionManager::new(client))
-                .await
-                .map_err(|_| anyhow::anyhow!("the feeds lock Redis did not answer within 10 s"))?
-                .map_err(|error| {
-                    anyhow::anyhow!("cannot reach the feeds lock Redis ({:?})", error.kind())
-                })?;
+        // Few retries: a refusal (a certificate, a password) is reported as itself, not as
+        // a Redis that never answered.
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(5)))
+            .set_number_of_retries(1);
+        let connection = tokio::time::timeout(
+            Duration::from_secs(10),
+            ConnectionManager::new_with_config(client, config),
+        )
+        .await
+        .map_err(|_| anyhow::anyhow!("the feeds lock Redis did not answer within 10 s"))?
+        // Redis' errors name neither the URL nor the password.
+        .map_err(|error| {
+            anyhow::anyhow!(
+                "cannot reach the feeds lock Redis: {}",
+                crate::telemetry::logged(&error)
+            )
+        })?;
         let holder = format!("{}-{:016x}", std::process::id(), fastrand::u64(..));
         Ok(Self {
             connection,

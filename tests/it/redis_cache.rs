@@ -722,6 +722,29 @@ async fn a_tls_redis_behind_a_corporate_ca_needs_the_ca_file() {
     })
     .await;
     let url = format!("rediss://:{PASSWORD}@127.0.0.1:{tls_port}/0");
+
+    // The feed leases' Redis (`--feeds-lock-url`) trusts the same roots.
+    let lock_url = domaintools::SecretString::from(url.clone());
+    let lease = Duration::from_secs(5);
+    let roots = domaintools::ExtraRoots::from_pem(ca.pem().as_bytes()).unwrap();
+    let leases = misp_domaintools::feeds::leader::Leases::connect(&lock_url, &roots, lease)
+        .await
+        .unwrap();
+    assert!(
+        leases.hold("tls-test-cursor").await,
+        "the lease is taken over TLS"
+    );
+    let refused = misp_domaintools::feeds::leader::Leases::connect(
+        &lock_url,
+        &domaintools::ExtraRoots::none(),
+        lease,
+    )
+    .await
+    .unwrap_err();
+    let refused = format!("{refused:#}");
+    assert!(refused.contains("certificate"), "{refused}");
+    assert!(!refused.contains(PASSWORD), "{refused}");
+
     let http = reqwest::Client::builder()
         .no_proxy()
         .timeout(Duration::from_secs(20))

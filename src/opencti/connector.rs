@@ -29,6 +29,7 @@ use super::graphql::{requests::Registration, Platform, PlatformError, Release};
 use super::message::WorkMessage;
 use super::settings::{ConnectorSettings, ListenProtocol, QueueProtocol};
 use super::work::{Push, Worker};
+use crate::telemetry::logged;
 use domaintools::ExposeSecret as _;
 use domaintools::{Client, Credentials};
 
@@ -58,6 +59,7 @@ pub async fn run(
         &settings.opencti_url,
         settings.opencti_token.clone(),
         PLATFORM_TIMEOUT,
+        &settings.roots,
     )
     .context("OpenCTI client")?;
     let Some(release) = until_ready("learn the OpenCTI version", stop.clone(), || {
@@ -106,7 +108,7 @@ pub async fn run(
         anyhow::bail!("OpenCTI registered the connector without an id");
     }
     tracing::info!(
-        connector.id = %registered.id,
+        connector.id = %logged(&registered.id),
         connector.name = %settings.name,
         opencti.version = %release,
         listen = %settings.listen_protocol,
@@ -117,8 +119,12 @@ pub async fn run(
         "registered with OpenCTI; waiting for enrichment requests"
     );
 
-    let broker = needs_broker(&settings)
-        .then(|| Broker::new(settings.mq.apply(&registered.config.connection)));
+    let broker = needs_broker(&settings).then(|| {
+        Broker::new(
+            settings.mq.apply(&registered.config.connection),
+            &settings.roots,
+        )
+    });
     let push = match (settings.queue_protocol, &broker) {
         (QueueProtocol::Amqp, Some(broker)) => Push::Amqp {
             broker: broker.clone(),
@@ -201,7 +207,7 @@ pub async fn run(
                                 taken.ack().await;
                             }
                             Err(error) => {
-                                tracing::warn!(%error, "dropped a message that is not a work message");
+                                tracing::warn!(error = %logged(&error), "dropped a message that is not a work message");
                                 taken.reject().await;
                             }
                         }
@@ -281,7 +287,7 @@ where
         match outcome {
             Ok(value) => return Ok(Some(value)),
             Err(error) if error.is_transient() => {
-                tracing::warn!(%error, retry_in_s = delay.as_secs(), "cannot {what} yet");
+                tracing::warn!(error = %logged(&error), retry_in_s = delay.as_secs(), "cannot {what} yet");
             }
             Err(error) => return Err(anyhow::anyhow!(error).context(format!("cannot {what}"))),
         }
@@ -317,7 +323,7 @@ async fn ping_loop(
             Err(error) => {
                 // Once per outage, not every 40 s.
                 if !failing {
-                    tracing::warn!(%error, "cannot ping OpenCTI");
+                    tracing::warn!(error = %logged(&error), "cannot ping OpenCTI");
                 }
                 failing = true;
             }

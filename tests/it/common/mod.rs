@@ -14,6 +14,7 @@ pub mod rabbitmq;
 pub mod server;
 pub mod stix_check;
 pub mod strategies;
+pub mod tls;
 
 /// An error reply in the hover form (no `event_id`): `{"results": [], "error"}` plus the error as
 /// an "Error" entry, because MISP's hover popover shows `results` only (issue 11).

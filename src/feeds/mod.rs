@@ -41,8 +41,9 @@ pub struct FeedsSettings {
     pub feeds: Vec<Feed>,
     /// Where the MISP feeds are kept.
     pub dir: PathBuf,
-    /// What MISP must send as `Authorization: Bearer …`.
-    pub token: SecretString,
+    /// What MISP must send as `Authorization: Bearer …`; none: nothing is served (the OpenCTI
+    /// import polls without serving).
+    pub token: Option<SecretString>,
     /// Time between two polls of one feed.
     pub poll_interval: Duration,
     /// Redis of the replicas' leases (None: this process polls every feed).
@@ -63,7 +64,7 @@ pub struct FeedsService {
 
 struct Inner {
     dir: PathBuf,
-    token: SecretString,
+    token: Option<SecretString>,
     feeds: Vec<Feed>,
     stores: Vec<(Feed, Mutex<FeedStore>)>,
     hotlist: Option<Mutex<Hotlist>>,
@@ -214,7 +215,7 @@ impl FeedsService {
             };
             let result = client
                 .poll(feed, query, |line| {
-                    lock(hotlist).add(&line);
+                    lock(hotlist).add(&line, Utc::now());
                 })
                 .await;
             let saved = lock(hotlist).save(Utc::now());
@@ -258,6 +259,9 @@ impl FeedsService {
     }
 
     fn authorised(&self, headers: &HeaderMap) -> bool {
+        let Some(token) = &self.inner.token else {
+            return false;
+        };
         let Some(given) = headers
             .get(header::AUTHORIZATION)
             .and_then(|value| value.to_str().ok())
@@ -269,7 +273,7 @@ impl FeedsService {
             given
                 .trim()
                 .as_bytes()
-                .ct_eq(self.inner.token.expose_secret().as_bytes()),
+                .ct_eq(token.expose_secret().as_bytes()),
         )
     }
 }

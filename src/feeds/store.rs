@@ -17,6 +17,7 @@ use std::time::Duration;
 use chrono::{DateTime, DurationRound, SecondsFormat, TimeDelta, Utc};
 use domaintools::feeds::{Feed, FeedLine};
 use md5::{Digest, Md5};
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
 use crate::stix::ids::uuid5;
@@ -129,6 +130,62 @@ pub fn scores_comment(line: &FeedLine) -> String {
     .filter_map(|(name, score)| score.map(|score| format!("{name} risk {score}")))
     .collect::<Vec<_>>()
     .join(", ")
+}
+
+/// A line's scores (risk feeds and the hotlist).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Scores {
+    /// `overall_risk`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub overall: Option<u8>,
+    /// `malware_risk`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub malware: Option<u8>,
+    /// `phishing_risk`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phishing: Option<u8>,
+    /// `spam_risk`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spam: Option<u8>,
+    /// `proximity_risk`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proximity: Option<u8>,
+}
+
+impl Scores {
+    /// The scores named in an attribute comment written by [`scores_comment`].
+    pub fn from_comment(comment: &str) -> Self {
+        let mut scores = Self::default();
+        for part in comment.split(',') {
+            let Some((name, value)) = part.trim().split_once(" risk ") else {
+                continue;
+            };
+            let Ok(value) = value.trim().parse::<u8>() else {
+                continue;
+            };
+            let slot = match name {
+                "overall" => &mut scores.overall,
+                "malware" => &mut scores.malware,
+                "phishing" => &mut scores.phishing,
+                "spam" => &mut scores.spam,
+                "proximity" => &mut scores.proximity,
+                _ => continue,
+            };
+            *slot = Some(value);
+        }
+        scores
+    }
+
+    /// The scores of `line`.
+    pub fn of(line: &FeedLine) -> Self {
+        Self {
+            overall: line.overall_risk,
+            malware: line.malware_risk,
+            phishing: line.phishing_risk,
+            spam: line.spam_risk,
+            proximity: line.proximity_risk,
+        }
+    }
 }
 
 /// Writes `bytes` to `path` through a temporary file and a rename, so a reader (or a crash)
@@ -479,9 +536,154 @@ impl FeedStore {
     }
 }
 
+/// A sealed event as the manifest lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealedEntry {
+    /// The event's uuid.
+    pub uuid: String,
+    /// When it was sealed (its `timestamp`, Unix seconds).
+    pub sealed_at: i64,
+}
+
+/// One value of a sealed event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealedValue {
+    /// The domain (or host name).
+    pub value: String,
+    /// When DomainTools first saw it in the bucket.
+    pub first_seen: DateTime<Utc>,
+    /// Its scores, for the risk feeds.
+    pub scores: Scores,
+}
+
+fn bad_data(path: &Path, what: impl std::fmt::Display) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!("{}: {what}", path.display()),
+    )
+}
+
+/// The sealed events of `feed` under `root` (as written by whichever process polls), the
+/// oldest seal first; none before the first poll.
+pub fn sealed_entries(root: &Path, feed: Feed) -> io::Result<Vec<SealedEntry>> {
+    let path = root.join(feed.name()).join("manifest.json");
+    let manifest = match fs::read(&path) {
+        Ok(bytes) => serde_json::from_slice::<Map<String, Value>>(&bytes)
+            .map_err(|error| bad_data(&path, error))?,
+        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(error) => return Err(error),
+    };
+    let mut entries: Vec<SealedEntry> = manifest
+        .into_iter()
+        .filter(|(uuid, _)| uuid.len() == 36)
+        .map(|(uuid, entry)| SealedEntry {
+            sealed_at: entry["timestamp"]
+                .as_str()
+                .and_then(|text| text.parse().ok())
+                .or_else(|| entry["timestamp"].as_i64())
+                .unwrap_or(0),
+            uuid,
+        })
+        .collect();
+    entries.sort_by(|a, b| (a.sealed_at, &a.uuid).cmp(&(b.sealed_at, &b.uuid)));
+    Ok(entries)
+}
+
+/// The values of the sealed event `uuid` of `feed`; `None` when it is gone (past retention).
+pub fn sealed_values(root: &Path, feed: Feed, uuid: &str) -> io::Result<Option<Vec<SealedValue>>> {
+    let path = root.join(feed.name()).join(format!("{uuid}.json"));
+    let bytes = match fs::read(&path) {
+        Ok(bytes) => bytes,
+        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(error) => return Err(error),
+    };
+    let event: Value = serde_json::from_slice(&bytes).map_err(|error| bad_data(&path, error))?;
+    drop(bytes);
+    let attributes = event["Event"]["Attribute"]
+        .as_array()
+        .ok_or_else(|| bad_data(&path, "no Event.Attribute"))?;
+    let values = attributes
+        .iter()
+        .filter_map(|attribute| {
+            Some(SealedValue {
+                value: attribute["value"].as_str()?.to_owned(),
+                first_seen: DateTime::parse_from_rfc3339(attribute["first_seen"].as_str()?)
+                    .ok()?
+                    .with_timezone(&Utc),
+                scores: Scores::from_comment(attribute["comment"].as_str().unwrap_or("")),
+            })
+        })
+        .collect();
+    Ok(Some(values))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn scores_come_back_from_their_comment() {
+        let line: FeedLine = serde_json::from_value(json!({"domain": "a.example",
+            "timestamp": "2026-01-01T00:00:00Z", "overall_risk": 72, "malware_risk": 72,
+            "phishing_risk": 1, "proximity_risk": null}))
+        .expect("line");
+        let comment = scores_comment(&line);
+        assert_eq!(Scores::from_comment(&comment), Scores::of(&line));
+        assert_eq!(Scores::from_comment(""), Scores::default());
+        assert_eq!(
+            Scores::from_comment("overall risk 300, x"),
+            Scores::default()
+        );
+    }
+
+    #[test]
+    fn sealed_events_are_read_back_oldest_seal_first() {
+        let root = tempfile::tempdir().expect("tempdir");
+        assert!(sealed_entries(root.path(), Feed::DomainRisk)
+            .expect("none")
+            .is_empty());
+        let mut store = FeedStore::open(root.path(), Feed::DomainRisk, settings()).expect("store");
+        let risky: FeedLine = serde_json::from_value(json!({"domain": "r.example",
+            "timestamp": "2026-01-01T09:10:00Z", "overall_risk": 90}))
+        .expect("line");
+        store.add(&risky);
+        store.add(&line("s.example", "2026-01-01T10:10:00Z"));
+        let at = |text: &str| {
+            DateTime::parse_from_rfc3339(text)
+                .expect("time")
+                .with_timezone(&Utc)
+        };
+        store.flush(at("2026-01-01T11:00:00Z")).expect("flush");
+        store.flush(at("2026-01-01T11:30:00Z")).expect("flush");
+        let entries = sealed_entries(root.path(), Feed::DomainRisk).expect("entries");
+        let nine = event_uuid(Feed::DomainRisk, at("2026-01-01T09:00:00Z"), 0);
+        let ten = event_uuid(Feed::DomainRisk, at("2026-01-01T10:00:00Z"), 0);
+        assert_eq!(
+            entries,
+            [
+                SealedEntry {
+                    uuid: nine.clone(),
+                    sealed_at: at("2026-01-01T11:00:00Z").timestamp()
+                },
+                SealedEntry {
+                    uuid: ten,
+                    sealed_at: at("2026-01-01T11:30:00Z").timestamp()
+                },
+            ]
+        );
+        let values = sealed_values(root.path(), Feed::DomainRisk, &nine)
+            .expect("read")
+            .expect("present");
+        assert_eq!(values.len(), 1);
+        assert_eq!(values[0].value, "r.example");
+        assert_eq!(values[0].scores.overall, Some(90));
+        assert_eq!(values[0].first_seen, at("2026-01-01T09:10:00Z"));
+        let gone = event_uuid(Feed::DomainRisk, at("2026-01-01T08:00:00Z"), 0);
+        assert_eq!(
+            sealed_values(root.path(), Feed::DomainRisk, &gone).expect("read"),
+            None
+        );
+    }
 
     fn line(domain: &str, at: &str) -> FeedLine {
         serde_json::from_value(json!({"domain": domain, "timestamp": at})).expect("line")

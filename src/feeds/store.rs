@@ -101,7 +101,8 @@ pub fn org_uuid() -> String {
     uuid5(&NAMESPACE, b"organisation/DomainTools")
 }
 
-fn title(feed: Feed) -> &'static str {
+/// The feed's name as DomainTools writes it.
+pub fn title(feed: Feed) -> &'static str {
     match feed {
         Feed::Nod => "Newly Observed Domains",
         Feed::Nad => "Newly Active Domains",

@@ -184,6 +184,28 @@ fn labels(feed: Feed, scores: &Scores) -> Vec<String> {
     labels
 }
 
+/// An indicator's description (the validator wants one beside the name): the feed and the
+/// scores in words, as MISP's attribute comments say them.
+fn description(feed: Feed, scores: &Scores) -> String {
+    let mut text = format!("Listed in the DomainTools {} feed", store::title(feed));
+    let words: Vec<String> = [
+        ("overall", scores.overall),
+        ("malware", scores.malware),
+        ("phishing", scores.phishing),
+        ("spam", scores.spam),
+        ("proximity", scores.proximity),
+    ]
+    .into_iter()
+    .filter_map(|(name, score)| score.map(|score| format!("{name} risk {score}")))
+    .collect();
+    if !words.is_empty() {
+        text.push_str(": ");
+        text.push_str(&words.join(", "));
+    }
+    text.push('.');
+    text
+}
+
 /// The indicator of a risk feed's or the hotlist's value.
 #[allow(clippy::too_many_arguments)]
 fn indicator(
@@ -210,6 +232,7 @@ fn indicator(
         "created": timestamp,
         "modified": timestamp,
         "name": value,
+        "description": description(feed, scores),
         "pattern": pattern,
         "pattern_type": "stix",
         "valid_from": stix_time(valid_from),
@@ -622,6 +645,11 @@ mod tests {
             json!(["domainrisk", "malware=72", "spam=1"])
         );
         assert_eq!(indicator["confidence"], 72);
+        assert_eq!(
+            indicator["description"],
+            "Listed in the DomainTools Domain Risk feed: overall risk 72, malware risk 72, \
+             phishing risk 0, spam risk 1."
+        );
         assert_eq!(indicator["valid_from"], "2026-01-01T10:10:00.000Z");
         assert_eq!(indicator["extensions"][OPENCTI_SDO_EXTENSION]["score"], 72);
         assert_eq!(

@@ -22,6 +22,7 @@ mod misp_stored;
 mod misp_validity;
 mod opencti_amqp;
 mod opencti_connector;
+mod opencti_feeds;
 mod opencti_platforms;
 mod quota;
 mod redis_cache;

@@ -9,6 +9,7 @@
 
 pub mod hotlist;
 pub mod leader;
+pub mod metrics;
 pub mod store;
 
 use std::path::{Path, PathBuf};
@@ -29,6 +30,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use self::hotlist::Hotlist;
+use self::metrics::FeedMetrics;
 use self::store::{FeedStore, StoreSettings};
 
 /// The path of the hotlist's freetext feed under `/feeds/domainhotlist/`.
@@ -68,6 +70,7 @@ struct Inner {
     feeds: Vec<Feed>,
     stores: Vec<(Feed, Mutex<FeedStore>)>,
     hotlist: Option<Mutex<Hotlist>>,
+    metrics: FeedMetrics,
 }
 
 impl std::fmt::Debug for FeedsService {
@@ -132,6 +135,7 @@ impl FeedsService {
                 feeds: settings.feeds.clone(),
                 stores,
                 hotlist,
+                metrics: FeedMetrics::new(&settings.feeds),
             }),
         };
         for feed in settings.feeds {
@@ -162,6 +166,7 @@ impl FeedsService {
                                 match leader::Leases::connect(url, lease).await {
                                     Ok(connected) => leases = Some(connected),
                                     Err(error) => {
+                                        service.inner.metrics.failure(feed, "lease");
                                         tracing::warn!(%feed, error = %format!("{error:#}"), "feed lease unavailable: not polling");
                                     }
                                 }
@@ -172,6 +177,7 @@ impl FeedsService {
                             }
                         }
                     };
+                    service.inner.metrics.leading(feed, lead);
                     if lead {
                         if !leading && lock_url.is_some() {
                             tracing::info!(%feed, "this replica now polls the feed");
@@ -209,25 +215,26 @@ impl FeedsService {
     }
 
     async fn poll_once(&self, client: &FeedClient, feed: Feed, query: &FeedQuery) {
-        let outcome = if feed == Feed::DomainHotlist {
+        let metrics = &self.inner.metrics;
+        let (polled, stored) = if feed == Feed::DomainHotlist {
             let Some(hotlist) = &self.inner.hotlist else {
                 return;
             };
             let result = client
                 .poll(feed, query, |line| {
+                    metrics.line(feed);
                     lock(hotlist).add(&line, Utc::now());
                 })
                 .await;
             let saved = lock(hotlist).save(Utc::now());
-            result
-                .map_err(anyhow::Error::from)
-                .and(saved.map_err(anyhow::Error::from))
+            (result, saved)
         } else {
             let Some((_, store)) = self.inner.stores.iter().find(|(f, _)| *f == feed) else {
                 return;
             };
             let result = client
                 .poll(feed, query, |line| {
+                    metrics.line(feed);
                     lock(store).add(&line);
                 })
                 .await;
@@ -238,17 +245,32 @@ impl FeedsService {
                 if store.dropped > 0 {
                     tracing::warn!(%feed, dropped = store.dropped,
                         "feed lines dropped: an hour had more than 50 full events");
+                    metrics.dropped(feed, store.dropped);
                     store.dropped = 0;
                 }
                 store.flush(Utc::now())
             };
-            result
-                .map_err(anyhow::Error::from)
-                .and(flushed.map(drop).map_err(anyhow::Error::from))
+            if let Ok(sealed) = &flushed {
+                metrics.sealed(feed, *sealed);
+            }
+            (result, flushed.map(drop))
         };
-        if let Err(error) = outcome {
-            tracing::warn!(%feed, error = %format!("{error:#}"), "feed poll failed");
+        match &polled {
+            Ok(_) => metrics.success(feed, Utc::now().timestamp()),
+            Err(error) => {
+                metrics.failure(feed, error.kind());
+                tracing::warn!(%feed, %error, "feed poll failed");
+            }
         }
+        if let Err(error) = stored {
+            metrics.failure(feed, "storage");
+            tracing::warn!(%feed, %error, "cannot write the feed directory");
+        }
+    }
+
+    /// The pollers' metrics, for `/metrics`.
+    pub fn metrics(&self) -> &FeedMetrics {
+        &self.inner.metrics
     }
 
     /// The `/feeds/…` routes.

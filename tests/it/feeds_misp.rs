@@ -247,6 +247,28 @@ async fn served_feeds_load_in_pymisp_agree_with_their_hashes_and_survive_a_resta
     feeds.manifest_with("noh", 1).await;
     feeds.manifest_with("domainrisk", 1).await;
 
+    // The pollers' metrics.
+    let metric = |name: &'static str| feeds.server.metric(&feeds.http, name);
+    assert_eq!(
+        metric("misp_domaintools_feed_lines_total{feed=\"nod\"}").await,
+        5.0,
+        "every nod line read is counted"
+    );
+    assert!(metric("misp_domaintools_feed_buckets_sealed_total{feed=\"nod\"}").await >= 2.0);
+    let last = metric("misp_domaintools_feed_last_success_timestamp_seconds{feed=\"noh\"}").await;
+    assert!(
+        (last - Utc::now().timestamp() as f64).abs() < 60.0,
+        "the last successful poll is recent: {last}"
+    );
+    assert_eq!(
+        metric("misp_domaintools_feed_leader{feed=\"domainhotlist\"}").await,
+        1.0
+    );
+    assert_eq!(
+        metric("misp_domaintools_feed_poll_failures_total").await,
+        0.0
+    );
+
     // Token: none, wrong, right.
     let url = format!("{}/feeds/nod/manifest.json", feeds.server.url);
     let none = feeds.http.get(&url).send().await.expect("answer");
@@ -530,6 +552,12 @@ async fn two_replicas_poll_each_cursor_once() {
         (1..=7).contains(&calls),
         "{calls} nod polls in 5 s from two replicas"
     );
+
+    // Exactly one of them says it leads each cursor.
+    let leader = "misp_domaintools_feed_leader{feed=\"nod\"}";
+    let leaders = first.server.metric(&first.http, leader).await
+        + second.server.metric(&second.http, leader).await;
+    assert_eq!(leaders, 1.0, "one leader per cursor");
 
     // The poller dies; within the lease (3 s) the other polls, and serves what it sealed.
     drop(first);

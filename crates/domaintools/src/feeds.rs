@@ -321,6 +321,21 @@ pub enum FeedError {
 }
 
 impl FeedError {
+    /// A short fixed name of the kind of failure, for metric labels.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            FeedError::Query(_) => "query",
+            FeedError::Api { .. } => "api",
+            FeedError::PartialWithoutSession => "partial_without_session",
+            FeedError::EndlessPages(_) => "endless_pages",
+            FeedError::LineTooLong(_) => "line_too_long",
+            FeedError::NotNdjson(_) => "not_ndjson",
+            FeedError::Timeout(_) => "timeout",
+            FeedError::Transport(_) => "transport",
+            FeedError::Config(_) => "config",
+        }
+    }
+
     /// Whether the next poll may succeed where this one failed.
     pub fn is_transient(&self) -> bool {
         match self {

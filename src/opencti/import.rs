@@ -306,14 +306,22 @@ pub fn hotlist_objects(
     let author_id = ids::identity_id(AUTHOR_NAME, "organization");
     entries
         .iter()
-        // valid_until must come after valid_from.
-        .filter(|(domain, entry)| is_domain(domain) && entry.expires > entry.updated)
-        .map(|(domain, entry)| {
+        .filter_map(|(domain, entry)| {
+            // An entry kept by an earlier release has no change time: it is valid from now.
+            let from = if entry.updated <= DateTime::UNIX_EPOCH {
+                now
+            } else {
+                entry.updated
+            };
+            // valid_until must come after valid_from.
+            (is_domain(domain) && entry.expires > from).then_some((domain, entry, from))
+        })
+        .map(|(domain, entry, from)| {
             indicator(
                 Feed::DomainHotlist,
                 domain,
                 &entry.scores,
-                entry.updated,
+                from,
                 Some(entry.expires),
                 marking,
                 &author_id,
@@ -375,10 +383,25 @@ async fn blocking<T: Send + 'static>(
 }
 
 impl Importer {
-    /// Runs now, then every `every`, until `stop`.
+    /// Runs now, then every `every`, until `stop`: a run under way then has
+    /// [`super::connector::STOP_GRACE`] to end between two bundles, else it is cut short (what
+    /// it sent is in the state, pinged on the way out).
     pub async fn run(&self, every: Duration, mut stop: watch::Receiver<bool>) {
         loop {
-            match self.run_once(&stop).await {
+            let mut grace = stop.clone();
+            let cut_short = async move {
+                let _ = grace.wait_for(|stopped| *stopped).await;
+                tokio::time::sleep(super::connector::STOP_GRACE).await;
+            };
+            let outcome = tokio::select! {
+                outcome = self.run_once(&stop) => outcome,
+                () = cut_short => {
+                    tracing::warn!("stopping in the middle of a feeds import run");
+                    let _ = tokio::time::timeout(Duration::from_secs(2), self.pinger.ping()).await;
+                    return;
+                }
+            };
+            match outcome {
                 Ok(Some(summary)) => tracing::info!("{summary}"),
                 Ok(None) => tracing::debug!("no new sealed feed buckets"),
                 Err(error) => tracing::warn!(%error, "the feeds import failed; next run later"),
@@ -679,8 +702,24 @@ mod tests {
                 ..Scores::default()
             },
         };
-        let hot = hotlist_objects(&[("hot.example".to_owned(), entry)], Tlp::Clear, now);
+        let old = Entry {
+            updated: DateTime::UNIX_EPOCH,
+            ..entry.clone()
+        };
+        let hot = hotlist_objects(
+            &[
+                ("hot.example".to_owned(), entry),
+                ("old.example".to_owned(), old),
+            ],
+            Tlp::Clear,
+            now,
+        );
         assert_eq!(hot[0]["valid_until"], "2026-01-02T00:00:00.000Z");
+        assert_eq!(hot[0]["valid_from"], "2026-01-01T11:00:00.000Z");
+        assert_eq!(
+            hot[1]["valid_from"], "2026-01-01T12:00:00.000Z",
+            "unknown: now"
+        );
         assert_eq!(hot[0]["confidence"], 50, "the connector's default");
         assert!(hot[0]["extensions"][OPENCTI_SDO_EXTENSION]
             .get("score")

@@ -359,8 +359,9 @@ pub struct Config {
     pub ip_domain_limit: Option<u32>,
 
     /// Real-Time Threat Feeds to poll and serve to MISP under /feeds/<feed>/, comma-separated:
-    /// nod, nad, noh, domaindiscovery, domainrdap, domainrisk (MISP-format feeds) and
-    /// domainhotlist (freetext). Empty: no feeds. Set it on one replica only (docs/feeds.md).
+    /// nod, nad, noh, domaindiscovery, domainrdap, domainrisk, iprisk, iphotlist (MISP-format
+    /// feeds) and domainhotlist (freetext). Empty: no feeds. With several replicas see
+    /// --feeds-lock-url (docs/feeds.md).
     #[arg(long, env = "MISP_DOMAINTOOLS_FEEDS", value_delimiter = ',')]
     pub feeds: Vec<String>,
 

@@ -1,4 +1,5 @@
-//! DomainTools Real-Time Threat Feeds for MISP: one poller per feed follows a DomainTools
+//! DomainTools Real-Time Threat Feeds for MISP (domain feeds, and the IP feeds as `ip-dst`):
+//! one poller per feed follows a DomainTools
 //! `sessionID` cursor, puts the lines into time buckets ([`store`]) kept as a MISP-format feed
 //! under `--feeds-dir`, and the server serves that directory to MISP (`/feeds/<feed>/…`), plus
 //! the Domain Hotlist as a freetext feed of every unexpired entry ([`hotlist`]).
@@ -141,8 +142,14 @@ impl FeedsService {
         for feed in settings.feeds {
             let service = service.clone();
             let client = client.clone();
+            // Domain patterns filter domains: the IP feeds get none.
+            let domains = if feed.carries_ips() {
+                Vec::new()
+            } else {
+                settings.domains.clone()
+            };
             let mut query = FeedQuery {
-                domains: settings.domains.clone(),
+                domains,
                 ..FeedQuery::default()
             };
             if feed.has_scores() {

@@ -83,6 +83,36 @@ pub fn normalise(value: &str) -> Option<String> {
         .filter(|ascii| ascii.contains('.') && !ascii.starts_with('.'))
 }
 
+/// An IP address in its canonical text (`2001:db8::1`, IPv4-mapped kept as written by the
+/// standard library), as MISP compares `ip-dst` values; None for what is not one.
+pub fn normalise_ip(value: &str) -> Option<String> {
+    value
+        .trim()
+        .parse::<std::net::IpAddr>()
+        .ok()
+        .map(|ip| ip.to_string())
+}
+
+/// A line's value normalised for `feed`: an IP address for the IP feeds, a domain otherwise.
+pub fn normalise_for(feed: Feed, value: &str) -> Option<String> {
+    if feed.carries_ips() {
+        normalise_ip(value)
+    } else {
+        normalise(value)
+    }
+}
+
+/// The MISP attribute type of `feed`'s values.
+pub fn attribute_type(feed: Feed) -> &'static str {
+    if feed.carries_ips() {
+        "ip-dst"
+    } else if feed.carries_hosts() {
+        "hostname"
+    } else {
+        "domain"
+    }
+}
+
 /// `md5(value)` in hex, as MISP's `hashes.csv` holds it.
 pub fn md5_hex(value: &str) -> String {
     hex::encode(Md5::digest(value.as_bytes()))
@@ -111,6 +141,8 @@ pub fn title(feed: Feed) -> &'static str {
         Feed::DomainRdap => "Domain RDAP",
         Feed::DomainRisk => "Domain Risk",
         Feed::DomainHotlist => "Domain Hotlist",
+        Feed::IpRisk => "IP Risk",
+        Feed::IpHotlist => "IP Hotlist",
     }
 }
 
@@ -305,7 +337,7 @@ impl FeedStore {
 
     /// Adds a line to its bucket; false if it was already there, not a domain, or dropped.
     pub fn add(&mut self, line: &FeedLine) -> bool {
-        let Some(value) = normalise(&line.domain) else {
+        let Some(value) = normalise_for(self.feed, &line.domain) else {
             return false;
         };
         let start = self.bucket_start(line.timestamp);
@@ -349,11 +381,7 @@ impl FeedStore {
     /// The event of an open or sealed bucket.
     fn event(&self, (start, part): BucketKey, bucket: &Bucket, timestamp: i64) -> Value {
         let uuid = event_uuid(self.feed, start, part);
-        let kind = if self.feed.carries_hosts() {
-            "hostname"
-        } else {
-            "domain"
-        };
+        let kind = attribute_type(self.feed);
         let attributes: Vec<Value> = bucket
             .values
             .iter()
@@ -759,6 +787,44 @@ mod tests {
         let hashes = fs::read_to_string(store.dir().join("hashes.csv")).expect("hashes");
         assert_eq!(hashes, "");
         assert!(!hashes.contains(&uuid));
+    }
+
+    #[test]
+    fn ip_feeds_keep_ip_addresses_as_ip_dst() {
+        assert_eq!(normalise_ip(" 192.0.2.7 ").as_deref(), Some("192.0.2.7"));
+        assert_eq!(
+            normalise_ip("2001:DB8:0:0:0:0:0:1").as_deref(),
+            Some("2001:db8::1")
+        );
+        assert_eq!(normalise_ip("example.com"), None);
+        assert_eq!(
+            normalise_for(Feed::Nod, "192.0.2.7").as_deref(),
+            Some("192.0.2.7")
+        );
+        assert_eq!(normalise_for(Feed::IpRisk, "example.com"), None);
+        let root = tempfile::tempdir().expect("tempdir");
+        let mut store = FeedStore::open(root.path(), Feed::IpRisk, settings()).expect("store");
+        let ip: FeedLine = serde_json::from_value(json!({"ip": "198.51.100.20",
+            "timestamp": "2026-01-01T10:05:00Z", "country": "US", "asn": 64496}))
+        .expect("an IP feed line");
+        assert!(store.add(&ip));
+        assert!(!store.add(&line("not-an-ip.example", "2026-01-01T10:06:00Z")));
+        let at = DateTime::parse_from_rfc3339("2026-01-01T11:10:00Z")
+            .expect("time")
+            .with_timezone(&Utc);
+        assert_eq!(store.flush(at).expect("flush"), 1);
+        let uuid = event_uuid(Feed::IpRisk, at - TimeDelta::minutes(70), 0);
+        let event: Value = serde_json::from_slice(
+            &fs::read(store.dir().join(format!("{uuid}.json"))).expect("event"),
+        )
+        .expect("json");
+        let attribute = &event["Event"]["Attribute"][0];
+        assert_eq!(attribute["type"], "ip-dst");
+        assert_eq!(attribute["value"], "198.51.100.20");
+        assert_eq!(
+            event["Event"]["info"],
+            "DomainTools IP Risk 2026-01-01 10:00 UTC"
+        );
     }
 
     #[test]

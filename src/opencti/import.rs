@@ -3,7 +3,9 @@
 //! OpenCTI as STIX 2.1 bundles, with the mapping of OpenCTI's own DomainTools feeds connector
 //! (`external-import/domaintools-feeds`):
 //! - the stream feeds (NOD, NAD, NOH, Domain Discovery, Domain RDAP): Domain-Name observables,
-//!   host names of NOH included (that connector's choice), labelled with the feed's name;
+//!   host names of NOH included (that connector's choice), labelled with the feed's name; the
+//!   IP feeds (IP Risk, IP Hotlist), which that connector predates: IPv4-Addr and IPv6-Addr
+//!   observables, as its `create_obs` types IP addresses;
 //! - Domain Risk and the Domain Hotlist: Indicators `[domain-name:value = '…']` named after the
 //!   domain, labelled with the feed's name and each non-zero risk (`malware=72`), confidence
 //!   the overall risk (50 without one) as that connector sets it, plus OpenCTI's score (the
@@ -143,12 +145,22 @@ fn is_domain(value: &str) -> bool {
     validate::is_domain(&value.replace('_', "-"))
 }
 
-/// The Domain-Name observable of a stream feed's value.
+/// The observable of a stream feed's value: a Domain-Name, or for the IP feeds an IPv4-Addr
+/// or IPv6-Addr (as that connector's `create_obs` types IP addresses).
 fn observable(feed: Feed, value: &str, marking: Tlp, author_id: &str) -> Value {
+    let (kind, id) = match value.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V4(_)) if feed.carries_ips() => {
+            ("ipv4-addr", ids::ipv4_addr_id(value))
+        }
+        Ok(std::net::IpAddr::V6(_)) if feed.carries_ips() => {
+            ("ipv6-addr", ids::ipv6_addr_id(value))
+        }
+        _ => ("domain-name", ids::domain_name_id(value)),
+    };
     json!({
-        "type": "domain-name",
+        "type": kind,
         "spec_version": "2.1",
-        "id": ids::domain_name_id(value),
+        "id": id,
         "value": value,
         "object_marking_refs": [marking.marking_id()],
         "extensions": { OPENCTI_SCO_EXTENSION: {
@@ -269,7 +281,11 @@ pub fn event_objects(
     let objects: Vec<Value> = values
         .iter()
         .filter(|value| {
-            let valid = is_domain(&value.value);
+            let valid = if feed.carries_ips() {
+                value.value.parse::<std::net::IpAddr>().is_ok()
+            } else {
+                is_domain(&value.value)
+            };
             skipped += usize::from(!valid);
             valid
         })
@@ -725,5 +741,20 @@ mod tests {
             .get("score")
             .is_none());
         assert_eq!(pattern("a'b\\c"), "[domain-name:value = 'a\\'b\\\\c']");
+        let ip = |value: &str| SealedValue {
+            value: value.to_owned(),
+            first_seen: at("2026-01-01T10:10:00Z"),
+            scores: Scores::default(),
+        };
+        let ips = event_objects(
+            Feed::IpRisk,
+            &[ip("192.0.2.7"), ip("2001:db8::1"), ip("bad.example")],
+            Tlp::Clear,
+            now,
+        );
+        let kinds: Vec<&str> = ips.iter().map(|o| o["type"].as_str().unwrap()).collect();
+        assert_eq!(kinds, ["ipv4-addr", "ipv6-addr"]);
+        assert_eq!(ips[0]["id"], ids::ipv4_addr_id("192.0.2.7"));
+        assert_eq!(ips[1]["id"], ids::ipv6_addr_id("2001:db8::1"));
     }
 }

@@ -1,5 +1,5 @@
 //! The feeds as an OpenCTI external import: the pollers fill `--feeds-dir` from the fake's
-//! feeds, the import sends the sealed buckets and the hotlist through a real `rabbitmq-server`
+//! feeds (the IP Risk feed's synthetic lines included), the import sends the sealed buckets and the hotlist through a real `rabbitmq-server`
 //! (pycti's envelope and splitter) to the fake platform, one work per run, and the bundles
 //! pass the OASIS `stix2` library and `stix2-validator --strict`. A restart sends nothing
 //! again, a new sealed bucket alone goes out, a reset state on the platform sends everything
@@ -241,14 +241,25 @@ async fn sealed_buckets_reach_opencti_once_through_rabbitmq_and_a_restart_sends_
             json!({"domain": "abyevrs04.icu", "overall_risk": 100, "malware_risk": 100}),
         )],
     );
+    api.push_feed_lines(
+        "iprisk",
+        minutes_ago(30),
+        domaintools_fake::synthetic_ip_feed_lines("iprisk"),
+    );
     let fake = api.spawn().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let feeds = [Feed::Nod, Feed::Noh, Feed::DomainRisk, Feed::DomainHotlist];
+    let feeds = [
+        Feed::Nod,
+        Feed::Noh,
+        Feed::DomainRisk,
+        Feed::DomainHotlist,
+        Feed::IpRisk,
+    ];
     let _pollers = pollers(&fake.base_url(), dir.path(), &feeds);
 
     let platform = FakeOpencti::start_release("6.9.17", Some(broker.clone()), None).await;
     let queues = PlatformQueues::declare(&broker, CONNECTOR_ID).await;
-    let names = "nod,noh,domainrisk,domainhotlist";
+    let names = "nod,noh,domainrisk,domainhotlist,iprisk";
     let import = RunningImport::start(import_settings(&platform, names, &[]), dir.path());
 
     let mut envelopes = Vec::new();
@@ -261,6 +272,8 @@ async fn sealed_buckets_reach_opencti_once_through_rabbitmq_and_a_restart_sends_
         |objects| {
             values_of(objects, "domain-name").len() == 5
                 && values_of(objects, "indicator").len() == 2
+                && values_of(objects, "ipv4-addr").len() == 5
+                && values_of(objects, "ipv6-addr").len() == 1
         },
     )
     .await;
@@ -299,6 +312,12 @@ async fn sealed_buckets_reach_opencti_once_through_rabbitmq_and_a_restart_sends_
     );
     assert_eq!(risk["confidence"], 72);
     assert!(risk.get("valid_until").is_none());
+    let ipv6 = objects.values().find(|o| o["type"] == "ipv6-addr").unwrap();
+    assert_eq!(ipv6["value"], "2001:db8::53");
+    assert_eq!(
+        ipv6["extensions"]["extension-definition--f93e2c80-4231-4f9a-af8b-95c9bd566a82"]["labels"],
+        json!(["iprisk"])
+    );
     let hot = objects
         .values()
         .find(|o| o["name"] == "abyevrs04.icu")
@@ -358,7 +377,7 @@ async fn sealed_buckets_reach_opencti_once_through_rabbitmq_and_a_restart_sends_
     let state = ImportState::parse(platform.state().as_deref());
     assert_eq!(
         state.feeds.keys().cloned().collect::<BTreeSet<_>>(),
-        BTreeSet::from(["nod", "noh", "domainrisk"].map(str::to_owned)),
+        BTreeSet::from(["nod", "noh", "domainrisk", "iprisk"].map(str::to_owned)),
         "{state:?}"
     );
     assert!(state.hotlist_through.is_some());
@@ -413,7 +432,9 @@ async fn sealed_buckets_reach_opencti_once_through_rabbitmq_and_a_restart_sends_
     let mut again = Vec::new();
     let mut again_objects = BTreeMap::new();
     pushed_until(&queues, &mut again, &mut again_objects, "the resend", |o| {
-        values_of(o, "domain-name").len() == 6 && values_of(o, "indicator").len() == 2
+        values_of(o, "domain-name").len() == 6
+            && values_of(o, "indicator").len() == 2
+            && values_of(o, "ipv4-addr").len() == 5
     })
     .await;
     import.stop().await;

@@ -38,6 +38,7 @@ TLP_IDS = {
 SCO_CLASSES = {
     "domain-name": (stix2.DomainName, "value"),
     "ipv4-addr": (stix2.IPv4Address, "value"),
+    "ipv6-addr": (stix2.IPv6Address, "value"),
     "email-addr": (stix2.EmailAddress, "value"),
     "autonomous-system": (stix2.AutonomousSystem, "number"),
 }

@@ -165,6 +165,20 @@ pub fn scores_comment(line: &FeedLine) -> String {
     .join(", ")
 }
 
+/// An IP feed line's network, in words, for the attribute's comment: "AS64496, Example
+/// Hosting, US".
+pub fn network_comment(line: &FeedLine) -> String {
+    let asn = line.asn.as_deref().map(|asn| {
+        let number = asn.trim_start_matches(['A', 'S', 'a', 's']);
+        format!("AS{number}")
+    });
+    [asn, line.organization.clone(), line.country.clone()]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// A line's scores (risk feeds and the hotlist).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Scores {
@@ -364,9 +378,12 @@ impl FeedStore {
                 return false;
             }
             if bucket.values.len() < MAX_BUCKET_ATTRIBUTES {
-                bucket
-                    .values
-                    .insert(value, (line.timestamp, scores_comment(line)));
+                let comment = if self.feed.carries_ips() {
+                    network_comment(line)
+                } else {
+                    scores_comment(line)
+                };
+                bucket.values.insert(value, (line.timestamp, comment));
                 bucket.dirty = true;
                 return true;
             }
@@ -821,6 +838,12 @@ mod tests {
         let attribute = &event["Event"]["Attribute"][0];
         assert_eq!(attribute["type"], "ip-dst");
         assert_eq!(attribute["value"], "198.51.100.20");
+        assert_eq!(attribute["comment"], "AS64496, US");
+        let odd: FeedLine = serde_json::from_value(json!({"ip": "192.0.2.1",
+            "timestamp": "2026-01-01T10:05:00Z", "asn": "AS64497", "organization": {"x": 1},
+            "country": null}))
+        .expect("odd fields do not refuse the line");
+        assert_eq!(network_comment(&odd), "AS64497");
         assert_eq!(
             event["Event"]["info"],
             "DomainTools IP Risk 2026-01-01 10:00 UTC"

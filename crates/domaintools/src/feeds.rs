@@ -264,6 +264,32 @@ pub struct FeedLine {
     /// Hotlist: when the entry stops being hot.
     #[serde(default, deserialize_with = "optional_instant")]
     pub expires: Option<DateTime<Utc>>,
+    /// IP feeds: the AS number, as text (no IP answer was ever recorded, so a number or a
+    /// text is taken and anything else ignored rather than refusing the line).
+    #[serde(default, deserialize_with = "lenient_text")]
+    pub asn: Option<String>,
+    /// IP feeds: the network's organization.
+    #[serde(default, deserialize_with = "lenient_text")]
+    pub organization: Option<String>,
+    /// IP feeds: the country.
+    #[serde(default, deserialize_with = "lenient_text")]
+    pub country: Option<String>,
+}
+
+/// Longest text kept from a lenient field.
+const MAX_LENIENT_TEXT: usize = 100;
+
+/// A text or a number as text, shortened; `None` for anything else (null, objects, lists).
+fn lenient_text<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<String>, D::Error> {
+    let text = match serde_json::Value::deserialize(deserializer)? {
+        serde_json::Value::String(text) => text,
+        serde_json::Value::Number(number) => number.to_string(),
+        _ => return Ok(None),
+    };
+    let text: String = text.trim().chars().take(MAX_LENIENT_TEXT).collect();
+    Ok((!text.is_empty()).then_some(text))
 }
 
 /// RFC 3339 (`2025-12-09T19:22:14Z`), read here rather than through chrono's serde feature,

@@ -95,6 +95,27 @@ fn seconds(value: f64, setting: &str) -> anyhow::Result<Duration> {
     Ok(Duration::from_secs_f64(value))
 }
 
+/// The text of `--ca-file`, when one is named.
+fn ca_file_pem(config: &Config) -> anyhow::Result<Option<Vec<u8>>> {
+    match &config.ca_file {
+        Some(path) => {
+            Ok(Some(std::fs::read(path).with_context(|| {
+                format!("--ca-file: cannot read {}", path.display())
+            })?))
+        }
+        None => Ok(None),
+    }
+}
+
+/// The authorities of `--ca-file`, which every outbound TLS connection trusts besides the
+/// built-in roots (DomainTools, its feeds, Redis, OpenCTI, RabbitMQ).
+pub(crate) fn extra_roots(config: &Config) -> anyhow::Result<domaintools::ExtraRoots> {
+    match ca_file_pem(config)? {
+        Some(pem) => domaintools::ExtraRoots::from_pem(&pem).context("--ca-file"),
+        None => Ok(domaintools::ExtraRoots::none()),
+    }
+}
+
 /// The DomainTools client for `config`, reporting `partner` as `app_partner`.
 pub(crate) fn build_client(
     config: &Config,
@@ -111,13 +132,7 @@ pub(crate) fn build_client(
         (Some(url), false) => Proxy::Url(url.clone()),
         (None, false) => Proxy::FromEnvironment,
     };
-    client_config.extra_roots_pem = match &config.ca_file {
-        Some(path) => Some(
-            std::fs::read(path)
-                .with_context(|| format!("--ca-file: cannot read {}", path.display()))?,
-        ),
-        None => None,
-    };
+    client_config.extra_roots_pem = ca_file_pem(config)?;
     client_config.cache = CacheConfig {
         ttls: Ttls {
             iris: Duration::from_secs(config.cache_ttl_iris),
@@ -270,6 +285,7 @@ pub(crate) fn feeds_settings(
         );
     }
     let settings = crate::feeds::FeedsSettings {
+        roots: extra_roots(config)?,
         lock_url: config.feeds_lock_url.clone(),
         domains,
         minimums,

@@ -26,6 +26,7 @@ use axum::routing::get;
 use axum::Router;
 use chrono::Utc;
 use domaintools::feeds::{Feed, FeedClient, FeedClientConfig, FeedQuery, Score};
+use domaintools::ExtraRoots;
 use domaintools::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -57,6 +58,9 @@ pub struct FeedsSettings {
     pub minimums: Vec<(Score, u8)>,
     /// Bucket length, grace, retention, `to_ids`.
     pub store: StoreSettings,
+    /// Authorities trusted besides the built-in roots (`--ca-file`), for the feeds API and
+    /// a `rediss://` lock.
+    pub roots: ExtraRoots,
 }
 
 /// The running feeds: pollers in the background, the directory served. Cheap to clone.
@@ -128,6 +132,7 @@ impl FeedsService {
         }
         let mut client_config = FeedClientConfig::new(api_key.clone(), env!("CARGO_PKG_VERSION"));
         client_config.base_url = api_url.to_owned();
+        client_config.roots = settings.roots.clone();
         let client = FeedClient::new(client_config)?;
         let service = Self {
             inner: Arc::new(Inner {
@@ -157,6 +162,7 @@ impl FeedsService {
             }
             query.session_id = Some(session_id(&api_key, feed, &query));
             let lock_url = settings.lock_url.clone();
+            let roots = settings.roots.clone();
             let interval = settings.poll_interval;
             // Long enough to survive a slow poll, short enough that a dead poller is replaced
             // within a few intervals.
@@ -170,7 +176,7 @@ impl FeedsService {
                         None => true,
                         Some(url) => {
                             if leases.is_none() {
-                                match leader::Leases::connect(url, lease).await {
+                                match leader::Leases::connect(url, &roots, lease).await {
                                     Ok(connected) => leases = Some(connected),
                                     Err(error) => {
                                         service.inner.metrics.failure(feed, "lease");

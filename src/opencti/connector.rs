@@ -30,6 +30,7 @@ use super::graphql::{Platform, PlatformError, Release};
 use super::message::WorkMessage;
 use super::settings::{ConnectorSettings, ListenProtocol, QueueProtocol};
 use super::work::{Push, Worker};
+use crate::telemetry::logged;
 use domaintools::ExposeSecret as _;
 use domaintools::{Client, Credentials};
 
@@ -59,6 +60,7 @@ pub async fn run(
         &settings.opencti_url,
         settings.opencti_token.clone(),
         PLATFORM_TIMEOUT,
+        &settings.roots,
     )
     .context("OpenCTI client")?;
     let Some(release) = until_ready("learn the OpenCTI version", stop.clone(), || {
@@ -108,7 +110,7 @@ pub async fn run(
         anyhow::bail!("OpenCTI registered the connector without an id");
     }
     tracing::info!(
-        connector.id = %registered.id,
+        connector.id = %logged(&registered.id),
         connector.name = %settings.name,
         opencti.version = %release,
         listen = %settings.listen_protocol,
@@ -119,8 +121,12 @@ pub async fn run(
         "registered with OpenCTI; waiting for enrichment requests"
     );
 
-    let broker = needs_broker(&settings)
-        .then(|| Broker::new(settings.mq.apply(&registered.config.connection)));
+    let broker = needs_broker(&settings).then(|| {
+        Broker::new(
+            settings.mq.apply(&registered.config.connection),
+            &settings.roots,
+        )
+    });
     let push = match (settings.queue_protocol, &broker) {
         (QueueProtocol::Amqp, Some(broker)) => Push::Amqp {
             broker: broker.clone(),
@@ -202,7 +208,7 @@ pub async fn run(
                                 taken.ack().await;
                             }
                             Err(error) => {
-                                tracing::warn!(%error, "dropped a message that is not a work message");
+                                tracing::warn!(error = %logged(&error), "dropped a message that is not a work message");
                                 taken.reject().await;
                             }
                         }
@@ -282,7 +288,7 @@ where
         match outcome {
             Ok(value) => return Ok(Some(value)),
             Err(error) if error.is_transient() => {
-                tracing::warn!(%error, retry_in_s = delay.as_secs(), "cannot {what} yet");
+                tracing::warn!(error = %logged(&error), retry_in_s = delay.as_secs(), "cannot {what} yet");
             }
             Err(error) => return Err(anyhow::anyhow!(error).context(format!("cannot {what}"))),
         }
@@ -379,7 +385,7 @@ async fn ping_loop(pinger: Pinger, interval: Duration, mut stop: watch::Receiver
             Err(error) => {
                 // Once per outage, not every 40 s.
                 if !failing {
-                    tracing::warn!(%error, "cannot ping OpenCTI");
+                    tracing::warn!(error = %logged(&error), "cannot ping OpenCTI");
                 }
                 failing = true;
             }
@@ -407,6 +413,7 @@ pub async fn run_import(
         &settings.opencti_url,
         settings.opencti_token.clone(),
         PLATFORM_TIMEOUT,
+        &settings.roots,
     )
     .context("OpenCTI client")?;
     let Some(release) = until_ready("learn the OpenCTI version", stop.clone(), || {
@@ -456,7 +463,7 @@ pub async fn run_import(
         anyhow::bail!("OpenCTI registered the connector without an id");
     }
     tracing::info!(
-        connector.id = %registered.id,
+        connector.id = %logged(&registered.id),
         connector.name = %settings.name,
         opencti.version = %release,
         queue = %settings.queue_protocol,
@@ -466,7 +473,10 @@ pub async fn run_import(
     );
     let push = match settings.queue_protocol {
         QueueProtocol::Amqp => Push::Amqp {
-            broker: Broker::new(settings.mq.apply(&registered.config.connection)),
+            broker: Broker::new(
+                settings.mq.apply(&registered.config.connection),
+                &settings.roots,
+            ),
             target: PushTarget {
                 exchange: registered.config.push_exchange.clone(),
                 routing: registered.config.push_routing.clone(),

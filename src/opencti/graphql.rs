@@ -569,11 +569,21 @@ impl fmt::Debug for Platform {
 impl Platform {
     /// A client for the platform at `base_url` (no trailing slash), release unknown (6.0.0's
     /// documents) until [`Platform::learn_release`].
-    pub fn new(base_url: &str, token: Secret, timeout: Duration) -> Result<Self, PlatformError> {
-        let http = reqwest::Client::builder()
+    /// An `https://` platform may chain to the built-in roots or to `roots`.
+    pub fn new(
+        base_url: &str,
+        token: Secret,
+        timeout: Duration,
+        roots: &domaintools::ExtraRoots,
+    ) -> Result<Self, PlatformError> {
+        let mut builder = reqwest::Client::builder()
             .user_agent(concat!("misp-domaintools/", env!("CARGO_PKG_VERSION")))
             .timeout(timeout)
-            .connect_timeout(Duration::from_secs(10))
+            .connect_timeout(Duration::from_secs(10));
+        for root in roots.reqwest_certificates() {
+            builder = builder.add_root_certificate(root);
+        }
+        let http = builder
             .build()
             .map_err(|e| PlatformError::Transport(e.without_url().to_string()))?;
         Ok(Self {

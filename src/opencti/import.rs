@@ -39,6 +39,8 @@ use super::work::{send_bundle, Push};
 use crate::feeds::hotlist::{Entry, Hotlist};
 use crate::feeds::store::{self, Scores, SealedEntry, SealedValue};
 use crate::stix::{ids, validate, Tlp, OPENCTI_SCO_EXTENSION};
+use crate::telemetry::logged;
+use domaintools::classic::shown;
 
 /// Objects per bundle at most, the author aside: a sealed event of 20 000 values goes as 20
 /// bundles, each a few hundred kilobytes (what `stixBundlePush` and a worker take at once).
@@ -105,7 +107,7 @@ impl ImportState {
             None => Self::default(),
             Some(Ok(state)) => state,
             Some(Err(error)) => {
-                tracing::warn!(%error, "the connector state is not this import's; starting over");
+                tracing::warn!(error = %logged(&error), "the connector state is not this import's; starting over");
                 Self::default()
             }
         }
@@ -420,7 +422,9 @@ impl Importer {
             match outcome {
                 Ok(Some(summary)) => tracing::info!("{summary}"),
                 Ok(None) => tracing::debug!("no new sealed feed buckets"),
-                Err(error) => tracing::warn!(%error, "the feeds import failed; next run later"),
+                Err(error) => {
+                    tracing::warn!(error = %logged(&error), "the feeds import failed; next run later")
+                }
             }
             let now = Utc::now();
             self.pinger.set_runs(Runs {
@@ -430,7 +434,7 @@ impl Importer {
                     .map(|delta| pycti_time(now + delta)),
             });
             if let Err(error) = self.pinger.ping().await {
-                tracing::warn!(%error, "cannot ping OpenCTI with the import's state");
+                tracing::warn!(error = %logged(&error), "cannot ping OpenCTI with the import's state");
             }
             tokio::select! {
                 _ = tokio::time::sleep(every) => {}
@@ -464,7 +468,11 @@ impl Importer {
                 .work_processed(work_id, &message, in_error)
                 .await
             {
-                tracing::warn!(%error, work.id = %work_id, "cannot report the work's end");
+                tracing::warn!(
+                    error = %logged(&error),
+                    work.id = %shown(work_id),
+                    "cannot report the work's end"
+                );
             }
         }
         outcome?;
@@ -517,7 +525,7 @@ impl Importer {
         self.pinger.set_state(state.to_text());
         if pinged.elapsed() >= STATE_PING_EVERY {
             if let Err(error) = self.pinger.ping().await {
-                tracing::warn!(%error, "cannot ping OpenCTI with the import's state");
+                tracing::warn!(error = %logged(&error), "cannot ping OpenCTI with the import's state");
             }
             *pinged = Instant::now();
         }

@@ -75,6 +75,9 @@ pub struct ConnectorSettings {
     pub queue_protocol: QueueProtocol,
     /// pycti's `MQ_*` overrides of the broker registration hands out.
     pub mq: MqOverrides,
+    /// Authorities the platform's and the broker's TLS may chain to besides the built-in
+    /// roots (`--ca-file`; pycti would read `REQUESTS_CA_BUNDLE` and `MQ_USE_SSL_CA`).
+    pub roots: domaintools::ExtraRoots,
 }
 
 /// `CONNECTOR_LISTEN_PROTOCOL`, spelled as pycti spells it.
@@ -486,6 +489,7 @@ impl ConnectorSettings {
             listen_protocol,
             queue_protocol,
             mq,
+            roots: crate::startup::extra_roots(config).map_err(|e| format!("{e:#}"))?,
         })
     }
 }

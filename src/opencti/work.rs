@@ -12,6 +12,8 @@ use super::message::{present, WorkMessage};
 use super::settings::ConnectorSettings;
 use super::split::split_bundle;
 use crate::stix::{self, Observable, ObservableKind, Tlp};
+use crate::telemetry::logged;
+use domaintools::classic::shown;
 use domaintools::{Caller, Client, Credentials};
 
 /// `app_name` reported to DomainTools.
@@ -75,27 +77,38 @@ impl Worker {
                 .work_received(work_id, "Connector ready to process the operation")
                 .await
             {
-                tracing::warn!(%error, work.id = work_id, "cannot mark the work received");
+                tracing::warn!(
+                    error = %logged(&error),
+                    work.id = %shown(work_id),
+                    "cannot mark the work received"
+                );
             }
         }
-        let entity = present(&message.event.entity_id).unwrap_or("-");
+        // The ids and the texts come from the message and the platform: escaped and cut, so
+        // that a newline in an observable's value cannot forge a log line.
+        let shown_work = work_id.map_or_else(|| "-".to_owned(), shown);
+        let entity = shown(present(&message.event.entity_id).unwrap_or("-"));
         let (text, in_error) = match self
             .enrich(&platform, &message, work_id, &execution_start)
             .await
         {
             Ok(summary) => {
-                tracing::info!(work.id = work_id, entity, "{summary}");
+                tracing::info!(work.id = %shown_work, %entity, "{}", logged(&summary));
                 (summary, false)
             }
             Err(problem) => {
-                tracing::warn!(work.id = work_id, entity, "{problem}");
+                tracing::warn!(work.id = %shown_work, %entity, "{}", logged(&problem));
                 (problem, true)
             }
         };
         match work_id {
             Some(work_id) => {
                 if let Err(error) = platform.work_processed(work_id, &text, in_error).await {
-                    tracing::error!(%error, work.id = work_id, "cannot report the work's end");
+                    tracing::error!(
+                        error = %logged(&error),
+                        work.id = %shown(work_id),
+                        "cannot report the work's end"
+                    );
                 }
             }
             None => tracing::warn!("the request carried no work id: nothing to report to"),
@@ -154,8 +167,8 @@ impl Worker {
         for skipped in &enrichment.mapping.skipped {
             tracing::debug!(
                 what = skipped.what,
-                value = %skipped.value,
-                record = %skipped.record,
+                value = %shown(&skipped.value),
+                record = %logged(&skipped.record),
                 "[DomainTools] value not correctly formatted, skipped"
             );
         }

@@ -87,6 +87,7 @@ fn pollers(api_url: &str, dir: &Path, feeds: &[Feed]) -> FeedsService {
         token: None,
         poll_interval: Duration::from_secs(1),
         lock_url: None,
+        roots: domaintools::ExtraRoots::none(),
         domains: Vec::new(),
         minimums: Vec::new(),
         store: StoreSettings {

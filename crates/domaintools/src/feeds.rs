@@ -405,6 +405,8 @@ pub struct FeedClientConfig {
     pub connect_timeout: Duration,
     /// Between two pieces of an answer: a stream may run long, but must not stall.
     pub read_timeout: Duration,
+    /// Authorities trusted besides the built-in roots (`--ca-file`).
+    pub roots: crate::tls::ExtraRoots,
 }
 
 impl fmt::Debug for FeedClientConfig {
@@ -428,6 +430,7 @@ impl FeedClientConfig {
             app_version: app_version.into(),
             connect_timeout: Duration::from_secs(5),
             read_timeout: Duration::from_secs(60),
+            roots: crate::tls::ExtraRoots::none(),
         }
     }
 }
@@ -458,10 +461,14 @@ impl FeedClient {
                 "base URL must be https:// or http://".into(),
             ));
         }
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .user_agent(concat!("misp-domaintools/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(config.connect_timeout)
-            .read_timeout(config.read_timeout)
+            .read_timeout(config.read_timeout);
+        for root in config.roots.reqwest_certificates() {
+            builder = builder.add_root_certificate(root);
+        }
+        let http = builder
             .build()
             .map_err(|error| FeedError::Config(error.to_string()))?;
         Ok(Self {

@@ -13,6 +13,7 @@ pub mod pymisp_check;
 pub mod rabbitmq;
 pub mod server;
 pub mod stix_check;
+pub mod tls;
 
 /// An error reply in the hover form (no `event_id`): `{"results": [], "error"}` plus the error as
 /// an "Error" entry, because MISP's hover popover shows `results` only (issue 11).

@@ -240,6 +240,20 @@ impl FakeOpencti {
         Self { url, shared, task }
     }
 
+    /// Starts the fake as 6.9.17 over HTTPS (`https://127.0.0.1:PORT`), with a certificate
+    /// signed by `ca`: a platform behind a corporate CA.
+    pub async fn start_https(ca: &super::tls::TestCa) -> Self {
+        let shared = Arc::new(Mutex::new(Shared {
+            release: "6.9.17".to_owned(),
+            ..Shared::default()
+        }));
+        let app = Router::new()
+            .route("/graphql", post(graphql))
+            .with_state(shared.clone());
+        let (url, task) = super::tls::serve_https(app, ca).await;
+        Self { url, shared, task }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Shared> {
         self.shared.lock().unwrap_or_else(PoisonError::into_inner)
     }

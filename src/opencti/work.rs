@@ -202,39 +202,61 @@ impl Worker {
         bundle: &Value,
         work_id: Option<&str>,
     ) -> Result<(), String> {
-        match &self.push {
-            Push::Api => {
-                let text = serde_json::to_string(bundle)
-                    .map_err(|e| format!("The bundle could not be serialized: {e}"))?;
+        let applicant =
+            present(&message.internal.applicant_id).or(self.connector_user_id.as_deref());
+        send_bundle(
+            platform,
+            &self.push,
+            &self.connector_id,
+            bundle,
+            work_id,
+            applicant,
+            message.internal.draft_id.as_deref(),
+        )
+        .await
+    }
+}
+
+/// Sends a bundle the way `push` says, counted against `work_id`: split onto the push queue
+/// with its expectations set first (as pycti does), or with `stixBundlePush`.
+pub(crate) async fn send_bundle(
+    platform: &Platform,
+    push: &Push,
+    connector_id: &str,
+    bundle: &Value,
+    work_id: Option<&str>,
+    applicant: Option<&str>,
+    draft: Option<&str>,
+) -> Result<(), String> {
+    match push {
+        Push::Api => {
+            let text = serde_json::to_string(bundle)
+                .map_err(|e| format!("The bundle could not be serialized: {e}"))?;
+            platform
+                .push_bundle(connector_id, &text, work_id)
+                .await
+                .map_err(|e| format!("The bundle could not be sent to OpenCTI: {e}"))
+        }
+        Push::Amqp { broker, target } => {
+            let split = split_bundle(bundle).map_err(|e| e.to_string())?;
+            if let Some(work_id) = work_id {
+                // Before the bundles, as pycti does: the worker reports each against the work.
                 platform
-                    .push_bundle(&self.connector_id, &text, work_id)
+                    .add_expectations(work_id, split.expectations)
                     .await
-                    .map_err(|e| format!("The bundle could not be sent to OpenCTI: {e}"))
+                    .map_err(|e| format!("The work's expectations could not be set: {e}"))?;
             }
-            Push::Amqp { broker, target } => {
-                let split = split_bundle(bundle).map_err(|e| e.to_string())?;
-                if let Some(work_id) = work_id {
-                    // Before the bundles, as pycti does: the worker reports each against the work.
-                    platform
-                        .add_expectations(work_id, split.expectations)
-                        .await
-                        .map_err(|e| format!("The work's expectations could not be set: {e}"))?;
-                }
-                let applicant =
-                    present(&message.internal.applicant_id).or(self.connector_user_id.as_deref());
-                let draft = message.internal.draft_id.as_deref();
-                let envelopes: Vec<Vec<u8>> = split
-                    .bundles
-                    .iter()
-                    .enumerate()
-                    .map(|(index, bundle)| {
-                        amqp::push_envelope(bundle, index + 1, applicant, draft, work_id)
-                    })
-                    .collect();
-                amqp::publish(broker, target, &envelopes)
-                    .await
-                    .map_err(|e| format!("The bundle could not be sent to OpenCTI: {e}"))
-            }
+            let envelopes: Vec<Vec<u8>> = split
+                .bundles
+                .iter()
+                .enumerate()
+                .map(|(index, bundle)| {
+                    amqp::push_envelope(bundle, index + 1, applicant, draft, work_id)
+                })
+                .collect();
+            amqp::publish(broker, target, &envelopes)
+                .await
+                .map_err(|e| format!("The bundle could not be sent to OpenCTI: {e}"))
         }
     }
 }

@@ -23,6 +23,7 @@ mod misp_objects;
 mod misp_stored;
 mod opencti_amqp;
 mod opencti_connector;
+mod opencti_feeds;
 mod opencti_logs;
 mod opencti_platforms;
 mod opencti_tls;

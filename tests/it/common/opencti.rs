@@ -1,7 +1,9 @@
 //! A fake OpenCTI platform for the connector tests: a GraphQL endpoint on 127.0.0.1 that
-//! answers the operations a connector sends (about, registerConnector, pingConnector, workEdit,
-//! stixCyberObservable, stixBundlePush, playbookStepExecution) and records each call; plus the
-//! platform worker's side of the callback (an authenticated POST of an enrichment message).
+//! answers the operations a connector sends (about, registerConnector, pingConnector, workAdd,
+//! workEdit, stixCyberObservable, stixBundlePush, playbookStepExecution) and records each call;
+//! plus the platform worker's side of the callback (an authenticated POST of an enrichment
+//! message). Like the platform, it keeps the connector's state from the pings and hands it
+//! back at registration, and a reset empties it (`connector_state_reset`).
 //!
 //! The fake is one release of the platform: it checks every request, document and variables,
 //! against that release's schema (`opencti_schema`) and refuses what the real one would refuse
@@ -68,6 +70,9 @@ struct Shared {
     broker: Option<BrokerInfo>,
     jwks: Option<String>,
     violations: Vec<String>,
+    state: Option<String>,
+    state_reset: bool,
+    works: usize,
 }
 
 /// A fake platform on loopback; stops when dropped.
@@ -84,7 +89,8 @@ impl Drop for FakeOpencti {
     }
 }
 
-const FIELDS: [&str; 9] = [
+const FIELDS: [&str; 10] = [
+    "workAdd",
     "registerConnector",
     "pingConnector",
     "toReceived",
@@ -151,7 +157,7 @@ async fn graphql(
                 None => (5672, "guest".to_owned(), "guest".to_owned()),
             };
             let mut registered = json!({
-            "id": id, "connector_state": null, "connector_user_id": CONNECTOR_USER_ID,
+            "id": id, "connector_state": shared.state, "connector_user_id": CONNECTOR_USER_ID,
             "config": {
                 "connection": {"host": "127.0.0.1", "vhost": "/", "use_ssl": false,
                                "port": port, "user": user, "pass": pass},
@@ -168,7 +174,18 @@ async fn graphql(
             json!({ "registerConnector": registered })
         }
         "pingConnector" => {
-            json!({"pingConnector": {"id": variables["id"], "connector_state": null}})
+            // The platform's pingConnector: a pending reset wins over the state sent.
+            if shared.state_reset {
+                shared.state_reset = false;
+                shared.state = Some(String::new());
+            } else {
+                shared.state = variables["state"].as_str().map(str::to_owned);
+            }
+            json!({"pingConnector": {"id": variables["id"], "connector_state": shared.state}})
+        }
+        "workAdd" => {
+            shared.works += 1;
+            json!({"workAdd": {"id": format!("work-import-{}", shared.works)}})
         }
         "toReceived" => json!({"workEdit": {"toReceived": variables["id"]}}),
         "toProcessed" => json!({"workEdit": {"toProcessed": variables["id"]}}),
@@ -271,6 +288,16 @@ impl FakeOpencti {
             json!({"id": entity_id, "standard_id": standard_id, "entity_type": entity_type,
                    "observable_value": value, "objectMarking": markings}),
         );
+    }
+
+    /// The connector state the platform keeps.
+    pub fn state(&self) -> Option<String> {
+        self.lock().state.clone()
+    }
+
+    /// The "reset state" button: the next ping empties the state.
+    pub fn reset_state(&self) {
+        self.lock().state_reset = true;
     }
 
     /// Makes every stixBundlePush fail with a GraphQL error.

@@ -359,8 +359,9 @@ pub struct Config {
     pub ip_domain_limit: Option<u32>,
 
     /// Real-Time Threat Feeds to poll and serve to MISP under /feeds/<feed>/, comma-separated:
-    /// nod, nad, noh, domaindiscovery, domainrdap, domainrisk (MISP-format feeds) and
-    /// domainhotlist (freetext). Empty: no feeds. Set it on one replica only (docs/feeds.md).
+    /// nod, nad, noh, domaindiscovery, domainrdap, domainrisk, iprisk, iphotlist (MISP-format
+    /// feeds) and domainhotlist (freetext). Empty: no feeds. With several replicas see
+    /// --feeds-lock-url (docs/feeds.md).
     #[arg(long, env = "MISP_DOMAINTOOLS_FEEDS", value_delimiter = ',')]
     pub feeds: Vec<String>,
 
@@ -469,9 +470,21 @@ pub struct OpenctiArgs {
     #[arg(long, env = "CONNECTOR_SCOPE")]
     pub(crate) connector_scope: Option<String>,
 
-    /// Must be INTERNAL_ENRICHMENT when set (config.yml: connector.type).
+    /// INTERNAL_ENRICHMENT (the enrichment, the default) or EXTERNAL_IMPORT (the feeds of
+    /// MISP_DOMAINTOOLS_FEEDS imported on a schedule; docs/opencti.md) (config.yml:
+    /// connector.type).
     #[arg(long, env = "CONNECTOR_TYPE")]
     pub(crate) connector_type: Option<String>,
+
+    /// EXTERNAL_IMPORT: do not poll DomainTools, only import what a `misp-domaintools serve
+    /// --feeds` sharing --feeds-dir (one volume) seals there; no DomainTools key needed.
+    #[arg(long, env = "MISP_DOMAINTOOLS_FEEDS_READ_ONLY")]
+    pub feeds_read_only: bool,
+
+    /// EXTERNAL_IMPORT: time between two imports, ISO 8601 (PT5M, PT1H) or seconds
+    /// [default: PT5M] (config.yml: connector.duration_period).
+    #[arg(long, env = "CONNECTOR_DURATION_PERIOD")]
+    pub(crate) connector_duration_period: Option<String>,
 
     /// Enrich new observables automatically [default: false] (config.yml: connector.auto).
     #[arg(long, env = "CONNECTOR_AUTO", value_parser = BoolishValueParser::new())]

@@ -23,10 +23,10 @@
 pub mod commands;
 pub mod config;
 mod demo;
-pub mod domain;
+pub(crate) mod domain;
 pub mod feeds;
 pub mod http;
-pub mod iris;
+pub(crate) mod iris;
 pub mod misp;
 pub mod modules;
 pub mod opencti;
@@ -35,4 +35,8 @@ pub(crate) mod pyfmt;
 pub mod registry;
 mod startup;
 pub mod stix;
+/// The proptest strategies the property tests here share with the integration tests.
+#[cfg(test)]
+#[path = "../tests/it/common/strategies.rs"]
+mod strategies;
 pub(crate) mod telemetry;

@@ -9,7 +9,7 @@ use serde_json::{json, Map, Value};
 use crate::pyfmt;
 
 pub mod stored;
-pub mod validate;
+pub(crate) mod validate;
 
 /// The category the reference puts on almost every entry.
 pub(crate) const EXTERNAL_ANALYSIS: &str = "External analysis";

@@ -18,7 +18,7 @@ pub(crate) const API_KEY_MISSING: &str = "DomainTools API key is not configured.
 
 /// Which keys of a `/query` body are read: the top-level ones and those of its `config`
 /// object. Every other key is skipped while parsing, never built into a value.
-pub trait Wanted {
+pub(crate) trait Wanted {
     /// Whether a top-level key is read.
     fn top(&self, key: &str) -> bool;
     /// Whether a key of `config` is read.
@@ -31,7 +31,7 @@ pub trait Wanted {
 /// content (`{"domain": [1, 2]}` reads as `{"domain": []}`), so error messages still name
 /// what was sent while a large body costs no more memory than the values read. Anything but
 /// a JSON object is refused (HTTP 400 at the boundary).
-pub fn parse_body(body: &[u8], wanted: &dyn Wanted) -> Result<Map<String, Value>, String> {
+pub(crate) fn parse_body(body: &[u8], wanted: &dyn Wanted) -> Result<Map<String, Value>, String> {
     let mut deserializer = serde_json::Deserializer::from_slice(body);
     let read = serde::de::DeserializeSeed::deserialize(Body { wanted }, &mut deserializer)
         .and_then(|read| deserializer.end().map(|()| read));
@@ -237,7 +237,7 @@ impl<'de> serde::de::Visitor<'de> for ScalarVisitor {
 }
 
 /// The `module` field.
-pub fn module_name(request: &Map<String, Value>) -> Result<&str, String> {
+pub(crate) fn module_name(request: &Map<String, Value>) -> Result<&str, String> {
     match request.get("module") {
         Some(Value::String(name)) if !name.is_empty() => Ok(name),
         None | Some(Value::Null) => Err("The request has no \"module\" field.".to_owned()),
@@ -247,7 +247,7 @@ pub fn module_name(request: &Map<String, Value>) -> Result<&str, String> {
 
 /// The `timeout` field (seconds), read as leniently as misp-modules' `int()`: `5`, `"5"`,
 /// `1.9` (→ 1). `None` when absent or null: the server then uses MISP's own budgets.
-pub fn timeout(request: &Map<String, Value>) -> Result<Option<Duration>, String> {
+pub(crate) fn timeout(request: &Map<String, Value>) -> Result<Option<Duration>, String> {
     let seconds = match request.get("timeout") {
         None | Some(Value::Null) => return Ok(None),
         Some(Value::Number(n)) => n.as_f64(),
@@ -263,7 +263,7 @@ pub fn timeout(request: &Map<String, Value>) -> Result<Option<Duration>, String>
 }
 
 /// Hover requests carry no `event_id`; enrichment, bulk enrichment and imports do.
-pub fn form(request: &Map<String, Value>) -> Form {
+pub(crate) fn form(request: &Map<String, Value>) -> Form {
     match request.get("event_id") {
         None | Some(Value::Null) => Form::Hover,
         Some(_) => Form::Stored,
@@ -271,7 +271,7 @@ pub fn form(request: &Map<String, Value>) -> Form {
 }
 
 /// The attribute to look up: the first of the module's input keys present in the request.
-pub fn input(
+pub(crate) fn input(
     module: &str,
     inputs: &[String],
     request: &Map<String, Value>,
@@ -304,7 +304,7 @@ pub fn input(
 /// The attribute of a `misp_standard` request: MISP sends the whole attribute as
 /// `{"attribute": {"type", "value", "uuid", …}}`; a request naming the value by type
 /// (`{"domain": "example.com"}`, handy with curl) is read like any other module's.
-pub fn standard_input(
+pub(crate) fn standard_input(
     module: &str,
     inputs: &[String],
     request: &Map<String, Value>,
@@ -356,7 +356,7 @@ pub struct DefaultCredentials {
 
 /// The credentials of a request: the request's `config` wins; null, blank or absent values are
 /// filled from the server's defaults; what is still missing gives the reference's messages.
-pub fn credentials(
+pub(crate) fn credentials(
     request: &Map<String, Value>,
     defaults: &DefaultCredentials,
 ) -> Result<Credentials, &'static str> {
@@ -411,7 +411,7 @@ pub(crate) fn reply_json(reply: Reply) -> Value {
 
 /// How MISP uses a reply, which decides its last step ([`finish`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Use {
+pub(crate) enum Use {
     /// A hover popover: MISP shows `results` only, never `error`.
     Hover,
     /// Stored attributes (enrichment with `event_id`, imports): MISP validates each row and
@@ -424,7 +424,7 @@ pub enum Use {
 /// attribute of its own, so that MISP does not stamp it on every attribute. Hover replies: an
 /// `error` is also shown as an "Error" entry, because MISP's popover shows only `results`
 /// ("Empty results" otherwise). `demo_note` is the note demo-mode comments start with.
-pub fn finish(reply: Value, usage: Use, demo_note: Option<&str>) -> Value {
+pub(crate) fn finish(reply: Value, usage: Use, demo_note: Option<&str>) -> Value {
     let Value::Object(mut reply) = reply else {
         return reply;
     };
@@ -524,6 +524,9 @@ pub(crate) fn hover_reply_bytes(reply: &Reply) -> Option<Vec<u8>> {
 pub(crate) fn error_json(message: impl Into<String>) -> Value {
     json!({"results": [], "error": message.into()})
 }
+
+#[cfg(test)]
+mod properties;
 
 #[cfg(test)]
 mod tests {

@@ -95,6 +95,27 @@ fn seconds(value: f64, setting: &str) -> anyhow::Result<Duration> {
     Ok(Duration::from_secs_f64(value))
 }
 
+/// The text of `--ca-file`, when one is named.
+fn ca_file_pem(config: &Config) -> anyhow::Result<Option<Vec<u8>>> {
+    match &config.ca_file {
+        Some(path) => {
+            Ok(Some(std::fs::read(path).with_context(|| {
+                format!("--ca-file: cannot read {}", path.display())
+            })?))
+        }
+        None => Ok(None),
+    }
+}
+
+/// The authorities of `--ca-file`, which every outbound TLS connection trusts besides the
+/// built-in roots (DomainTools, its feeds, Redis, OpenCTI, RabbitMQ).
+pub(crate) fn extra_roots(config: &Config) -> anyhow::Result<domaintools::ExtraRoots> {
+    match ca_file_pem(config)? {
+        Some(pem) => domaintools::ExtraRoots::from_pem(&pem).context("--ca-file"),
+        None => Ok(domaintools::ExtraRoots::none()),
+    }
+}
+
 /// The DomainTools client for `config`, reporting `partner` as `app_partner`.
 pub(crate) fn build_client(
     config: &Config,
@@ -111,13 +132,7 @@ pub(crate) fn build_client(
         (Some(url), false) => Proxy::Url(url.clone()),
         (None, false) => Proxy::FromEnvironment,
     };
-    client_config.extra_roots_pem = match &config.ca_file {
-        Some(path) => Some(
-            std::fs::read(path)
-                .with_context(|| format!("--ca-file: cannot read {}", path.display()))?,
-        ),
-        None => None,
-    };
+    client_config.extra_roots_pem = ca_file_pem(config)?;
     client_config.cache = CacheConfig {
         ttls: Ttls {
             iris: Duration::from_secs(config.cache_ttl_iris),
@@ -139,6 +154,10 @@ pub(crate) fn build_client(
 pub(crate) struct Upstream {
     pub(crate) client: Client,
     pub(crate) credentials: Option<Credentials>,
+    /// The API's base URL (the demo's in demo mode), for the feed client.
+    pub(crate) api_url: String,
+    /// The API key alone (the feeds authenticate with `X-Api-Key`, no username).
+    pub(crate) api_key: Option<crate::config::Secret>,
     _demo_api: Option<DemoApi>,
 }
 
@@ -152,9 +171,12 @@ pub(crate) async fn upstream(
         return Ok(Upstream {
             client: build_client(config, running.base_url(), true, "OpenCTI")?,
             credentials: Some(Credentials::new(username, api_key)),
+            api_url: running.base_url(),
+            api_key: Some(crate::config::Secret::from(api_key.to_owned())),
             _demo_api: Some(running),
         });
     }
+    let key = api_key.clone().map(crate::config::Secret::from);
     let credentials = match (username, api_key) {
         (Some(username), Some(api_key)) => Some(Credentials::new(username, api_key)),
         _ => None,
@@ -162,6 +184,8 @@ pub(crate) async fn upstream(
     Ok(Upstream {
         client: build_client(config, config.api_url.clone(), false, "OpenCTI")?,
         credentials,
+        api_url: config.api_url.clone(),
+        api_key: key,
         _demo_api: None,
     })
 }
@@ -172,6 +196,22 @@ fn feeds_service(
     api_url: &str,
     forced_key: Option<crate::config::Secret>,
 ) -> anyhow::Result<Option<crate::feeds::FeedsService>> {
+    use anyhow::Context as _;
+    let Some(settings) = feeds_settings(config, true)? else {
+        return Ok(None);
+    };
+    let api_key = forced_key
+        .or_else(|| config.api_key.clone())
+        .context("--feeds needs the DomainTools API key (--api-key / DOMAINTOOLS_API_KEY)")?;
+    crate::feeds::FeedsService::start(settings, api_url, api_key).map(Some)
+}
+
+/// The feeds settings of the command line; None without `--feeds`. Serving them to MISP
+/// (`serving`) needs the feeds token; the OpenCTI import polls without it.
+pub(crate) fn feeds_settings(
+    config: &Config,
+    serving: bool,
+) -> anyhow::Result<Option<crate::feeds::FeedsSettings>> {
     use anyhow::Context as _;
     let names: Vec<&str> = config
         .feeds
@@ -191,24 +231,24 @@ fn feeds_service(
         }
     }
     let token = match (&config.feeds_token, &config.feeds_token_file) {
-        (Some(token), _) => token.clone(),
+        (Some(token), _) => Some(token.clone()),
         (None, Some(path)) => {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("cannot read --feeds-token-file {}", path.display()))?;
-            crate::config::Secret::from(text.trim().to_owned())
+            Some(crate::config::Secret::from(text.trim().to_owned()))
         }
-        (None, None) => anyhow::bail!(
+        (None, None) if serving => anyhow::bail!(
             "--feeds needs --feeds-token (or --feeds-token-file): the feeds carry licensed data"
         ),
+        (None, None) => None,
     };
     use domaintools::ExposeSecret as _;
     anyhow::ensure!(
-        !token.expose_secret().is_empty(),
+        token
+            .as_ref()
+            .is_none_or(|token| !token.expose_secret().is_empty()),
         "the feeds token is empty"
     );
-    let api_key = forced_key
-        .or_else(|| config.api_key.clone())
-        .context("--feeds needs the DomainTools API key (--api-key / DOMAINTOOLS_API_KEY)")?;
     let mut minimums = Vec::new();
     for text in config
         .feeds_risk_min
@@ -245,6 +285,7 @@ fn feeds_service(
         );
     }
     let settings = crate::feeds::FeedsSettings {
+        roots: extra_roots(config)?,
         lock_url: config.feeds_lock_url.clone(),
         domains,
         minimums,
@@ -259,5 +300,5 @@ fn feeds_service(
             to_ids: config.feeds_to_ids,
         },
     };
-    crate::feeds::FeedsService::start(settings, api_url, api_key).map(Some)
+    Ok(Some(settings))
 }

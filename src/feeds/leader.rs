@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use domaintools::{ExposeSecret, SecretString};
+use domaintools::{ExposeSecret, ExtraRoots, SecretString};
 use redis::aio::ConnectionManager;
 
 /// Extends the lease only for its holder, atomically.
@@ -29,17 +29,34 @@ impl std::fmt::Debug for Leases {
 }
 
 impl Leases {
-    /// Connects to the Redis at `url`; leases last `lease` unless renewed.
-    pub async fn connect(url: &SecretString, lease: Duration) -> anyhow::Result<Self> {
-        let client = redis::Client::open(url.expose_secret())
-            .map_err(|_| anyhow::anyhow!("--feeds-lock-url is not a redis:// URL"))?;
-        let connection =
-            tokio::time::timeout(Duration::from_secs(10), ConnectionManager::new(client))
-                .await
-                .map_err(|_| anyhow::anyhow!("the feeds lock Redis did not answer within 10 s"))?
-                .map_err(|error| {
-                    anyhow::anyhow!("cannot reach the feeds lock Redis ({:?})", error.kind())
-                })?;
+    /// Connects to the Redis at `url` (`rediss://` trusting `roots` too, like every other TLS
+    /// peer); leases last `lease` unless renewed.
+    pub async fn connect(
+        url: &SecretString,
+        roots: &ExtraRoots,
+        lease: Duration,
+    ) -> anyhow::Result<Self> {
+        let client = roots
+            .redis_client(url.expose_secret())
+            .map_err(|_| anyhow::anyhow!("--feeds-lock-url is not a redis:// or rediss:// URL"))?;
+        // Few retries: a refusal (a certificate, a password) is reported as itself, not as
+        // a Redis that never answered.
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(5)))
+            .set_number_of_retries(1);
+        let connection = tokio::time::timeout(
+            Duration::from_secs(10),
+            ConnectionManager::new_with_config(client, config),
+        )
+        .await
+        .map_err(|_| anyhow::anyhow!("the feeds lock Redis did not answer within 10 s"))?
+        // Redis' errors name neither the URL nor the password.
+        .map_err(|error| {
+            anyhow::anyhow!(
+                "cannot reach the feeds lock Redis: {}",
+                crate::telemetry::logged(&error)
+            )
+        })?;
         let holder = format!("{}-{:016x}", std::process::id(), fastrand::u64(..));
         Ok(Self {
             connection,

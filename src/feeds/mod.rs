@@ -1,4 +1,5 @@
-//! DomainTools Real-Time Threat Feeds for MISP: one poller per feed follows a DomainTools
+//! DomainTools Real-Time Threat Feeds for MISP (domain feeds, and the IP feeds as `ip-dst`):
+//! one poller per feed follows a DomainTools
 //! `sessionID` cursor, puts the lines into time buckets ([`store`]) kept as a MISP-format feed
 //! under `--feeds-dir`, and the server serves that directory to MISP (`/feeds/<feed>/…`), plus
 //! the Domain Hotlist as a freetext feed of every unexpired entry ([`hotlist`]).
@@ -9,6 +10,7 @@
 
 pub mod hotlist;
 pub mod leader;
+pub mod metrics;
 pub mod store;
 
 use std::path::{Path, PathBuf};
@@ -24,11 +26,13 @@ use axum::routing::get;
 use axum::Router;
 use chrono::Utc;
 use domaintools::feeds::{Feed, FeedClient, FeedClientConfig, FeedQuery, Score};
+use domaintools::ExtraRoots;
 use domaintools::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use self::hotlist::Hotlist;
+use self::metrics::FeedMetrics;
 use self::store::{FeedStore, StoreSettings};
 
 /// The path of the hotlist's freetext feed under `/feeds/domainhotlist/`.
@@ -41,8 +45,9 @@ pub struct FeedsSettings {
     pub feeds: Vec<Feed>,
     /// Where the MISP feeds are kept.
     pub dir: PathBuf,
-    /// What MISP must send as `Authorization: Bearer …`.
-    pub token: SecretString,
+    /// What MISP must send as `Authorization: Bearer …`; none: nothing is served (the OpenCTI
+    /// import polls without serving).
+    pub token: Option<SecretString>,
     /// Time between two polls of one feed.
     pub poll_interval: Duration,
     /// Redis of the replicas' leases (None: this process polls every feed).
@@ -53,6 +58,9 @@ pub struct FeedsSettings {
     pub minimums: Vec<(Score, u8)>,
     /// Bucket length, grace, retention, `to_ids`.
     pub store: StoreSettings,
+    /// Authorities trusted besides the built-in roots (`--ca-file`), for the feeds API and
+    /// a `rediss://` lock.
+    pub roots: ExtraRoots,
 }
 
 /// The running feeds: pollers in the background, the directory served. Cheap to clone.
@@ -63,10 +71,11 @@ pub struct FeedsService {
 
 struct Inner {
     dir: PathBuf,
-    token: SecretString,
+    token: Option<SecretString>,
     feeds: Vec<Feed>,
     stores: Vec<(Feed, Mutex<FeedStore>)>,
     hotlist: Option<Mutex<Hotlist>>,
+    metrics: FeedMetrics,
 }
 
 impl std::fmt::Debug for FeedsService {
@@ -123,6 +132,7 @@ impl FeedsService {
         }
         let mut client_config = FeedClientConfig::new(api_key.clone(), env!("CARGO_PKG_VERSION"));
         client_config.base_url = api_url.to_owned();
+        client_config.roots = settings.roots.clone();
         let client = FeedClient::new(client_config)?;
         let service = Self {
             inner: Arc::new(Inner {
@@ -131,13 +141,20 @@ impl FeedsService {
                 feeds: settings.feeds.clone(),
                 stores,
                 hotlist,
+                metrics: FeedMetrics::new(&settings.feeds),
             }),
         };
         for feed in settings.feeds {
             let service = service.clone();
             let client = client.clone();
+            // Domain patterns filter domains: the IP feeds get none.
+            let domains = if feed.carries_ips() {
+                Vec::new()
+            } else {
+                settings.domains.clone()
+            };
             let mut query = FeedQuery {
-                domains: settings.domains.clone(),
+                domains,
                 ..FeedQuery::default()
             };
             if feed.has_scores() {
@@ -145,6 +162,7 @@ impl FeedsService {
             }
             query.session_id = Some(session_id(&api_key, feed, &query));
             let lock_url = settings.lock_url.clone();
+            let roots = settings.roots.clone();
             let interval = settings.poll_interval;
             // Long enough to survive a slow poll, short enough that a dead poller is replaced
             // within a few intervals.
@@ -158,9 +176,10 @@ impl FeedsService {
                         None => true,
                         Some(url) => {
                             if leases.is_none() {
-                                match leader::Leases::connect(url, lease).await {
+                                match leader::Leases::connect(url, &roots, lease).await {
                                     Ok(connected) => leases = Some(connected),
                                     Err(error) => {
+                                        service.inner.metrics.failure(feed, "lease");
                                         tracing::warn!(%feed, error = %format!("{error:#}"), "feed lease unavailable: not polling");
                                     }
                                 }
@@ -171,6 +190,7 @@ impl FeedsService {
                             }
                         }
                     };
+                    service.inner.metrics.leading(feed, lead);
                     if lead {
                         if !leading && lock_url.is_some() {
                             tracing::info!(%feed, "this replica now polls the feed");
@@ -208,25 +228,26 @@ impl FeedsService {
     }
 
     async fn poll_once(&self, client: &FeedClient, feed: Feed, query: &FeedQuery) {
-        let outcome = if feed == Feed::DomainHotlist {
+        let metrics = &self.inner.metrics;
+        let (polled, stored) = if feed == Feed::DomainHotlist {
             let Some(hotlist) = &self.inner.hotlist else {
                 return;
             };
             let result = client
                 .poll(feed, query, |line| {
-                    lock(hotlist).add(&line);
+                    metrics.line(feed);
+                    lock(hotlist).add(&line, Utc::now());
                 })
                 .await;
             let saved = lock(hotlist).save(Utc::now());
-            result
-                .map_err(anyhow::Error::from)
-                .and(saved.map_err(anyhow::Error::from))
+            (result, saved)
         } else {
             let Some((_, store)) = self.inner.stores.iter().find(|(f, _)| *f == feed) else {
                 return;
             };
             let result = client
                 .poll(feed, query, |line| {
+                    metrics.line(feed);
                     lock(store).add(&line);
                 })
                 .await;
@@ -237,17 +258,32 @@ impl FeedsService {
                 if store.dropped > 0 {
                     tracing::warn!(%feed, dropped = store.dropped,
                         "feed lines dropped: an hour had more than 50 full events");
+                    metrics.dropped(feed, store.dropped);
                     store.dropped = 0;
                 }
                 store.flush(Utc::now())
             };
-            result
-                .map_err(anyhow::Error::from)
-                .and(flushed.map(drop).map_err(anyhow::Error::from))
+            if let Ok(sealed) = &flushed {
+                metrics.sealed(feed, *sealed);
+            }
+            (result, flushed.map(drop))
         };
-        if let Err(error) = outcome {
-            tracing::warn!(%feed, error = %format!("{error:#}"), "feed poll failed");
+        match &polled {
+            Ok(_) => metrics.success(feed, Utc::now().timestamp()),
+            Err(error) => {
+                metrics.failure(feed, error.kind());
+                tracing::warn!(%feed, %error, "feed poll failed");
+            }
         }
+        if let Err(error) = stored {
+            metrics.failure(feed, "storage");
+            tracing::warn!(%feed, %error, "cannot write the feed directory");
+        }
+    }
+
+    /// The pollers' metrics, for `/metrics`.
+    pub fn metrics(&self) -> &FeedMetrics {
+        &self.inner.metrics
     }
 
     /// The `/feeds/…` routes.
@@ -258,6 +294,9 @@ impl FeedsService {
     }
 
     fn authorised(&self, headers: &HeaderMap) -> bool {
+        let Some(token) = &self.inner.token else {
+            return false;
+        };
         let Some(given) = headers
             .get(header::AUTHORIZATION)
             .and_then(|value| value.to_str().ok())
@@ -269,7 +308,7 @@ impl FeedsService {
             given
                 .trim()
                 .as_bytes()
-                .ct_eq(self.inner.token.expose_secret().as_bytes()),
+                .ct_eq(token.expose_secret().as_bytes()),
         )
     }
 }

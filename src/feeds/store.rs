@@ -17,6 +17,7 @@ use std::time::Duration;
 use chrono::{DateTime, DurationRound, SecondsFormat, TimeDelta, Utc};
 use domaintools::feeds::{Feed, FeedLine};
 use md5::{Digest, Md5};
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
 use crate::stix::ids::uuid5;
@@ -82,6 +83,36 @@ pub fn normalise(value: &str) -> Option<String> {
         .filter(|ascii| ascii.contains('.') && !ascii.starts_with('.'))
 }
 
+/// An IP address in its canonical text (`2001:db8::1`, IPv4-mapped kept as written by the
+/// standard library), as MISP compares `ip-dst` values; None for what is not one.
+pub fn normalise_ip(value: &str) -> Option<String> {
+    value
+        .trim()
+        .parse::<std::net::IpAddr>()
+        .ok()
+        .map(|ip| ip.to_string())
+}
+
+/// A line's value normalised for `feed`: an IP address for the IP feeds, a domain otherwise.
+pub fn normalise_for(feed: Feed, value: &str) -> Option<String> {
+    if feed.carries_ips() {
+        normalise_ip(value)
+    } else {
+        normalise(value)
+    }
+}
+
+/// The MISP attribute type of `feed`'s values.
+pub fn attribute_type(feed: Feed) -> &'static str {
+    if feed.carries_ips() {
+        "ip-dst"
+    } else if feed.carries_hosts() {
+        "hostname"
+    } else {
+        "domain"
+    }
+}
+
 /// `md5(value)` in hex, as MISP's `hashes.csv` holds it.
 pub fn md5_hex(value: &str) -> String {
     hex::encode(Md5::digest(value.as_bytes()))
@@ -100,7 +131,8 @@ pub fn org_uuid() -> String {
     uuid5(&NAMESPACE, b"organisation/DomainTools")
 }
 
-fn title(feed: Feed) -> &'static str {
+/// The feed's name as DomainTools writes it.
+pub fn title(feed: Feed) -> &'static str {
     match feed {
         Feed::Nod => "Newly Observed Domains",
         Feed::Nad => "Newly Active Domains",
@@ -109,6 +141,8 @@ fn title(feed: Feed) -> &'static str {
         Feed::DomainRdap => "Domain RDAP",
         Feed::DomainRisk => "Domain Risk",
         Feed::DomainHotlist => "Domain Hotlist",
+        Feed::IpRisk => "IP Risk",
+        Feed::IpHotlist => "IP Hotlist",
     }
 }
 
@@ -129,6 +163,76 @@ pub fn scores_comment(line: &FeedLine) -> String {
     .filter_map(|(name, score)| score.map(|score| format!("{name} risk {score}")))
     .collect::<Vec<_>>()
     .join(", ")
+}
+
+/// An IP feed line's network, in words, for the attribute's comment: "AS64496, Example
+/// Hosting, US".
+pub fn network_comment(line: &FeedLine) -> String {
+    let asn = line.asn.as_deref().map(|asn| {
+        let number = asn.trim_start_matches(['A', 'S', 'a', 's']);
+        format!("AS{number}")
+    });
+    [asn, line.organization.clone(), line.country.clone()]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A line's scores (risk feeds and the hotlist).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Scores {
+    /// `overall_risk`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub overall: Option<u8>,
+    /// `malware_risk`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub malware: Option<u8>,
+    /// `phishing_risk`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phishing: Option<u8>,
+    /// `spam_risk`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spam: Option<u8>,
+    /// `proximity_risk`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proximity: Option<u8>,
+}
+
+impl Scores {
+    /// The scores named in an attribute comment written by [`scores_comment`].
+    pub fn from_comment(comment: &str) -> Self {
+        let mut scores = Self::default();
+        for part in comment.split(',') {
+            let Some((name, value)) = part.trim().split_once(" risk ") else {
+                continue;
+            };
+            let Ok(value) = value.trim().parse::<u8>() else {
+                continue;
+            };
+            let slot = match name {
+                "overall" => &mut scores.overall,
+                "malware" => &mut scores.malware,
+                "phishing" => &mut scores.phishing,
+                "spam" => &mut scores.spam,
+                "proximity" => &mut scores.proximity,
+                _ => continue,
+            };
+            *slot = Some(value);
+        }
+        scores
+    }
+
+    /// The scores of `line`.
+    pub fn of(line: &FeedLine) -> Self {
+        Self {
+            overall: line.overall_risk,
+            malware: line.malware_risk,
+            phishing: line.phishing_risk,
+            spam: line.spam_risk,
+            proximity: line.proximity_risk,
+        }
+    }
 }
 
 /// Writes `bytes` to `path` through a temporary file and a rename, so a reader (or a crash)
@@ -247,7 +351,7 @@ impl FeedStore {
 
     /// Adds a line to its bucket; false if it was already there, not a domain, or dropped.
     pub fn add(&mut self, line: &FeedLine) -> bool {
-        let Some(value) = normalise(&line.domain) else {
+        let Some(value) = normalise_for(self.feed, &line.domain) else {
             return false;
         };
         let start = self.bucket_start(line.timestamp);
@@ -274,9 +378,12 @@ impl FeedStore {
                 return false;
             }
             if bucket.values.len() < MAX_BUCKET_ATTRIBUTES {
-                bucket
-                    .values
-                    .insert(value, (line.timestamp, scores_comment(line)));
+                let comment = if self.feed.carries_ips() {
+                    network_comment(line)
+                } else {
+                    scores_comment(line)
+                };
+                bucket.values.insert(value, (line.timestamp, comment));
                 bucket.dirty = true;
                 return true;
             }
@@ -291,11 +398,7 @@ impl FeedStore {
     /// The event of an open or sealed bucket.
     fn event(&self, (start, part): BucketKey, bucket: &Bucket, timestamp: i64) -> Value {
         let uuid = event_uuid(self.feed, start, part);
-        let kind = if self.feed.carries_hosts() {
-            "hostname"
-        } else {
-            "domain"
-        };
+        let kind = attribute_type(self.feed);
         let attributes: Vec<Value> = bucket
             .values
             .iter()
@@ -479,9 +582,154 @@ impl FeedStore {
     }
 }
 
+/// A sealed event as the manifest lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealedEntry {
+    /// The event's uuid.
+    pub uuid: String,
+    /// When it was sealed (its `timestamp`, Unix seconds).
+    pub sealed_at: i64,
+}
+
+/// One value of a sealed event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealedValue {
+    /// The domain (or host name).
+    pub value: String,
+    /// When DomainTools first saw it in the bucket.
+    pub first_seen: DateTime<Utc>,
+    /// Its scores, for the risk feeds.
+    pub scores: Scores,
+}
+
+fn bad_data(path: &Path, what: impl std::fmt::Display) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!("{}: {what}", path.display()),
+    )
+}
+
+/// The sealed events of `feed` under `root` (as written by whichever process polls), the
+/// oldest seal first; none before the first poll.
+pub fn sealed_entries(root: &Path, feed: Feed) -> io::Result<Vec<SealedEntry>> {
+    let path = root.join(feed.name()).join("manifest.json");
+    let manifest = match fs::read(&path) {
+        Ok(bytes) => serde_json::from_slice::<Map<String, Value>>(&bytes)
+            .map_err(|error| bad_data(&path, error))?,
+        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(error) => return Err(error),
+    };
+    let mut entries: Vec<SealedEntry> = manifest
+        .into_iter()
+        .filter(|(uuid, _)| uuid.len() == 36)
+        .map(|(uuid, entry)| SealedEntry {
+            sealed_at: entry["timestamp"]
+                .as_str()
+                .and_then(|text| text.parse().ok())
+                .or_else(|| entry["timestamp"].as_i64())
+                .unwrap_or(0),
+            uuid,
+        })
+        .collect();
+    entries.sort_by(|a, b| (a.sealed_at, &a.uuid).cmp(&(b.sealed_at, &b.uuid)));
+    Ok(entries)
+}
+
+/// The values of the sealed event `uuid` of `feed`; `None` when it is gone (past retention).
+pub fn sealed_values(root: &Path, feed: Feed, uuid: &str) -> io::Result<Option<Vec<SealedValue>>> {
+    let path = root.join(feed.name()).join(format!("{uuid}.json"));
+    let bytes = match fs::read(&path) {
+        Ok(bytes) => bytes,
+        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(error) => return Err(error),
+    };
+    let event: Value = serde_json::from_slice(&bytes).map_err(|error| bad_data(&path, error))?;
+    drop(bytes);
+    let attributes = event["Event"]["Attribute"]
+        .as_array()
+        .ok_or_else(|| bad_data(&path, "no Event.Attribute"))?;
+    let values = attributes
+        .iter()
+        .filter_map(|attribute| {
+            Some(SealedValue {
+                value: attribute["value"].as_str()?.to_owned(),
+                first_seen: DateTime::parse_from_rfc3339(attribute["first_seen"].as_str()?)
+                    .ok()?
+                    .with_timezone(&Utc),
+                scores: Scores::from_comment(attribute["comment"].as_str().unwrap_or("")),
+            })
+        })
+        .collect();
+    Ok(Some(values))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn scores_come_back_from_their_comment() {
+        let line: FeedLine = serde_json::from_value(json!({"domain": "a.example",
+            "timestamp": "2026-01-01T00:00:00Z", "overall_risk": 72, "malware_risk": 72,
+            "phishing_risk": 1, "proximity_risk": null}))
+        .expect("line");
+        let comment = scores_comment(&line);
+        assert_eq!(Scores::from_comment(&comment), Scores::of(&line));
+        assert_eq!(Scores::from_comment(""), Scores::default());
+        assert_eq!(
+            Scores::from_comment("overall risk 300, x"),
+            Scores::default()
+        );
+    }
+
+    #[test]
+    fn sealed_events_are_read_back_oldest_seal_first() {
+        let root = tempfile::tempdir().expect("tempdir");
+        assert!(sealed_entries(root.path(), Feed::DomainRisk)
+            .expect("none")
+            .is_empty());
+        let mut store = FeedStore::open(root.path(), Feed::DomainRisk, settings()).expect("store");
+        let risky: FeedLine = serde_json::from_value(json!({"domain": "r.example",
+            "timestamp": "2026-01-01T09:10:00Z", "overall_risk": 90}))
+        .expect("line");
+        store.add(&risky);
+        store.add(&line("s.example", "2026-01-01T10:10:00Z"));
+        let at = |text: &str| {
+            DateTime::parse_from_rfc3339(text)
+                .expect("time")
+                .with_timezone(&Utc)
+        };
+        store.flush(at("2026-01-01T11:00:00Z")).expect("flush");
+        store.flush(at("2026-01-01T11:30:00Z")).expect("flush");
+        let entries = sealed_entries(root.path(), Feed::DomainRisk).expect("entries");
+        let nine = event_uuid(Feed::DomainRisk, at("2026-01-01T09:00:00Z"), 0);
+        let ten = event_uuid(Feed::DomainRisk, at("2026-01-01T10:00:00Z"), 0);
+        assert_eq!(
+            entries,
+            [
+                SealedEntry {
+                    uuid: nine.clone(),
+                    sealed_at: at("2026-01-01T11:00:00Z").timestamp()
+                },
+                SealedEntry {
+                    uuid: ten,
+                    sealed_at: at("2026-01-01T11:30:00Z").timestamp()
+                },
+            ]
+        );
+        let values = sealed_values(root.path(), Feed::DomainRisk, &nine)
+            .expect("read")
+            .expect("present");
+        assert_eq!(values.len(), 1);
+        assert_eq!(values[0].value, "r.example");
+        assert_eq!(values[0].scores.overall, Some(90));
+        assert_eq!(values[0].first_seen, at("2026-01-01T09:10:00Z"));
+        let gone = event_uuid(Feed::DomainRisk, at("2026-01-01T08:00:00Z"), 0);
+        assert_eq!(
+            sealed_values(root.path(), Feed::DomainRisk, &gone).expect("read"),
+            None
+        );
+    }
 
     fn line(domain: &str, at: &str) -> FeedLine {
         serde_json::from_value(json!({"domain": domain, "timestamp": at})).expect("line")
@@ -556,6 +804,50 @@ mod tests {
         let hashes = fs::read_to_string(store.dir().join("hashes.csv")).expect("hashes");
         assert_eq!(hashes, "");
         assert!(!hashes.contains(&uuid));
+    }
+
+    #[test]
+    fn ip_feeds_keep_ip_addresses_as_ip_dst() {
+        assert_eq!(normalise_ip(" 192.0.2.7 ").as_deref(), Some("192.0.2.7"));
+        assert_eq!(
+            normalise_ip("2001:DB8:0:0:0:0:0:1").as_deref(),
+            Some("2001:db8::1")
+        );
+        assert_eq!(normalise_ip("example.com"), None);
+        assert_eq!(
+            normalise_for(Feed::Nod, "192.0.2.7").as_deref(),
+            Some("192.0.2.7")
+        );
+        assert_eq!(normalise_for(Feed::IpRisk, "example.com"), None);
+        let root = tempfile::tempdir().expect("tempdir");
+        let mut store = FeedStore::open(root.path(), Feed::IpRisk, settings()).expect("store");
+        let ip: FeedLine = serde_json::from_value(json!({"ip": "198.51.100.20",
+            "timestamp": "2026-01-01T10:05:00Z", "country": "US", "asn": 64496}))
+        .expect("an IP feed line");
+        assert!(store.add(&ip));
+        assert!(!store.add(&line("not-an-ip.example", "2026-01-01T10:06:00Z")));
+        let at = DateTime::parse_from_rfc3339("2026-01-01T11:10:00Z")
+            .expect("time")
+            .with_timezone(&Utc);
+        assert_eq!(store.flush(at).expect("flush"), 1);
+        let uuid = event_uuid(Feed::IpRisk, at - TimeDelta::minutes(70), 0);
+        let event: Value = serde_json::from_slice(
+            &fs::read(store.dir().join(format!("{uuid}.json"))).expect("event"),
+        )
+        .expect("json");
+        let attribute = &event["Event"]["Attribute"][0];
+        assert_eq!(attribute["type"], "ip-dst");
+        assert_eq!(attribute["value"], "198.51.100.20");
+        assert_eq!(attribute["comment"], "AS64496, US");
+        let odd: FeedLine = serde_json::from_value(json!({"ip": "192.0.2.1",
+            "timestamp": "2026-01-01T10:05:00Z", "asn": "AS64497", "organization": {"x": 1},
+            "country": null}))
+        .expect("odd fields do not refuse the line");
+        assert_eq!(network_comment(&odd), "AS64497");
+        assert_eq!(
+            event["Event"]["info"],
+            "DomainTools IP Risk 2026-01-01 10:00 UTC"
+        );
     }
 
     #[test]

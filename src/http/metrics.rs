@@ -46,8 +46,11 @@ pub(crate) struct Metrics {
 }
 
 impl Metrics {
-    /// The server's metrics and those `client` counts, in one registry.
-    pub(crate) fn new(client: &ClientMetrics) -> Self {
+    /// The server's metrics and those `client` and the feed pollers count, in one registry.
+    pub(crate) fn new(
+        client: &ClientMetrics,
+        feeds: Option<&crate::feeds::metrics::FeedMetrics>,
+    ) -> Self {
         let mut registry = Registry::default();
         let queries = Family::<ModuleOutcome, Counter>::default();
         let query_duration = Family::new_with_constructor(seconds_histogram as fn() -> Histogram);
@@ -92,6 +95,9 @@ impl Metrics {
             reply_cache.clone(),
         );
         client.register(&mut registry);
+        if let Some(feeds) = feeds {
+            feeds.register(&mut registry);
+        }
         Self {
             registry,
             queries,

@@ -123,7 +123,10 @@ impl AppState {
     pub fn new(registry: Registry, client: Client, options: Options) -> Self {
         Self {
             inner: Arc::new(Inner {
-                metrics: Arc::new(Metrics::new(client.metrics())),
+                metrics: Arc::new(Metrics::new(
+                    client.metrics(),
+                    options.feeds.as_ref().map(|feeds| feeds.metrics()),
+                )),
                 replies: ReplyCache::new(options.reply_cache),
                 registry,
                 client,

@@ -498,7 +498,7 @@ pub(crate) fn map_domain_profile(p: &mut Payload, answer: &Value) {
 
 /// Risk (`/v1/risk`): the score when not 0, then one "risk score reason" entry per component,
 /// each holding the reasons of all components so far (cumulative, as the reference).
-pub fn map_risk(p: &mut Payload, answer: &Value) {
+pub(crate) fn map_risk(p: &mut Payload, answer: &Value) {
     simple_parse(p, "risk_score", answer, &Template::new(&["text"]));
     let mut reasons: Vec<String> = Vec::new();
     for component in list(answer, "components") {
@@ -523,7 +523,7 @@ pub fn map_risk(p: &mut Payload, answer: &Value) {
 /// `results_limit` of them, with a note saying how many exist when some are left out (the
 /// reference listed every one: 25,000 attributes for a big registrant), then the current and
 /// historic counts.
-pub fn map_reverse_whois(p: &mut Payload, answer: &Value, results_limit: u64) {
+pub(crate) fn map_reverse_whois(p: &mut Payload, answer: &Value, results_limit: u64) {
     let domains = list(answer, "domains");
     let mut kept: u64 = 0;
     let mut distinct = std::collections::HashSet::new();

@@ -23,7 +23,7 @@ pub(crate) const SUPPORTED_INPUTS: &str =
     "DomainTools-Historic supports domain, hostname, url, uri and text inputs";
 
 /// Hosting history, then whois history, of the value's registrable domain.
-pub async fn run(ctx: Context, input: Input) -> Result<Reply, ModuleError> {
+pub(crate) async fn run(ctx: Context, input: Input) -> Result<Reply, ModuleError> {
     if classic::input_kind(&input.attribute_type) != InputKind::DomainLike {
         return Err(ModuleError::Input(SUPPORTED_INPUTS.to_owned()));
     }
@@ -142,7 +142,7 @@ fn record_date(item: &Value, key: &str) -> String {
 /// `re.findall(r"([a-zA-Z0-9_.+-]+@[a-zA-Z0-9-]+\.[a-zA-Z0-9-.]+)")` finds them (a trailing
 /// dot is part of the match), without repeats, in order of first appearance (the reference
 /// used a Python set, whose order depends on the hash seed).
-pub fn emails(text: &str) -> Vec<String> {
+pub(crate) fn emails(text: &str) -> Vec<String> {
     let local = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'+' | b'-');
     let host = |b: u8| b.is_ascii_alphanumeric() || b == b'-';
     let tail = |b: u8| b.is_ascii_alphanumeric() || b == b'-' || b == b'.';

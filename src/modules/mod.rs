@@ -1,20 +1,54 @@
 //! The DomainTools MISP modules: one file per module, each with a pure mapping from the
 //! DomainTools answer to MISP entries, plus what they share (request context, settings, errors).
 
-pub mod analyze;
+pub(crate) mod analyze;
 pub mod classic;
 pub mod historic;
-pub mod iris_detect;
-pub mod iris_enrich;
+pub(crate) mod iris_detect;
+pub(crate) mod iris_enrich;
 pub(crate) mod iris_enrich_objects;
 pub(crate) mod iris_import;
 pub(crate) mod iris_investigate;
 pub(crate) mod iris_investigate_objects;
 pub(crate) mod iris_objects;
-pub mod iris_pivot;
-pub mod iris_record;
-pub mod iris_search;
-pub mod pivot;
+pub(crate) mod iris_pivot;
+pub(crate) mod iris_record;
+pub(crate) mod iris_search;
+pub(crate) mod pivot;
+
+/// The comparator of the reference's golden outputs (`tests/golden/*.txt`): the integration
+/// tests run it on served replies, and the golden unit tests below on the mapping functions,
+/// so both compare with the same files by the same code.
+#[cfg(test)]
+#[allow(dead_code)]
+#[path = "../../tests/it/common/golden.rs"]
+mod golden;
+#[cfg(test)]
+mod golden_classic;
+#[cfg(test)]
+mod golden_iris;
+#[cfg(test)]
+mod misp_validity;
+
+/// What the golden unit tests map: the fake's recorded DomainTools answers, on the day the
+/// reference's outputs were produced.
+#[cfg(test)]
+mod recorded {
+    use chrono::{DateTime, TimeZone, Utc};
+    use serde_json::Value;
+
+    /// A recorded DomainTools answer (the whole envelope) from the fake's fixtures.
+    pub(super) fn fixture(name: &str) -> Value {
+        let path = format!("{}/{name}", domaintools_fake::FIXTURES_DIR);
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
+    /// The day the reference's golden outputs were produced.
+    pub(super) fn golden_day() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 25, 0, 0, 0).unwrap()
+    }
+}
 
 use chrono::{DateTime, Utc};
 use futures_util::future::BoxFuture;

@@ -23,6 +23,7 @@ use lapin::{BasicProperties, Connection, ConnectionProperties};
 use serde_json::json;
 
 use super::graphql::BrokerConnection;
+use crate::telemetry::logged;
 use domaintools::ExposeSecret as _;
 
 /// pycti's heartbeat.
@@ -57,6 +58,9 @@ pub enum BrokerError {
 #[derive(Clone)]
 pub struct Broker {
     connection: BrokerConnection,
+    /// For `amqps`: every root trusted (built-in and `--ca-file`) as PEM, since lapin adds
+    /// this chain to its bundled roots only. Built once: the system's are read from disk.
+    roots_pem: Option<String>,
 }
 
 impl std::fmt::Debug for Broker {
@@ -68,9 +72,14 @@ impl std::fmt::Debug for Broker {
 }
 
 impl Broker {
-    /// The broker of `connection`.
-    pub fn new(connection: BrokerConnection) -> Self {
-        Self { connection }
+    /// The broker of `connection`; with TLS, its certificate may chain to the built-in roots
+    /// or to `roots`.
+    pub fn new(connection: BrokerConnection, roots: &domaintools::ExtraRoots) -> Self {
+        let roots_pem = connection.use_ssl.then(|| roots.bundle_pem());
+        Self {
+            connection,
+            roots_pem,
+        }
     }
 
     /// host:port/vhost, for messages.
@@ -113,10 +122,18 @@ impl Broker {
         };
         let properties =
             ConnectionProperties::default().with_connection_name(name.to_owned().into());
-        tokio::time::timeout(CONNECT_TIMEOUT, Connection::connect_uri(uri, properties))
-            .await
-            .map_err(|_| self.error("no answer in time"))?
-            .map_err(|e| self.error(e))
+        let tls = lapin::tcp::OwnedTLSConfig {
+            identity: None,
+            cert_chain: self.roots_pem.clone(),
+        };
+        let runtime = lapin::runtime::default_runtime().map_err(|e| self.error(e))?;
+        tokio::time::timeout(
+            CONNECT_TIMEOUT,
+            lapin::Connect::connect_with_config(uri, properties, tls, runtime),
+        )
+        .await
+        .map_err(|_| self.error("no answer in time"))?
+        .map_err(|e| self.error(e))
     }
 }
 
@@ -240,7 +257,7 @@ impl Taken {
         if let Err(error) = self.acker.ack(BasicAckOptions::default()).await {
             // The connection went away: the broker gives the message again, and the work
             // (ids are deterministic) is done a second time rather than lost.
-            tracing::warn!(%error, "cannot acknowledge a message; the broker will send it again");
+            tracing::warn!(error = %logged(&error), "cannot acknowledge a message; the broker will send it again");
         }
     }
 
@@ -251,7 +268,7 @@ impl Taken {
             .reject(BasicRejectOptions { requeue: false })
             .await
         {
-            tracing::warn!(%error, "cannot reject a message");
+            tracing::warn!(error = %logged(&error), "cannot reject a message");
         }
     }
 }
@@ -285,7 +302,7 @@ pub async fn consume<F, Fut>(
             Ok(session) => session,
             Err(error) => {
                 if !failing {
-                    tracing::warn!(%error, "cannot consume the listen queue; trying again");
+                    tracing::warn!(error = %logged(&error), "cannot consume the listen queue; trying again");
                 }
                 failing = true;
                 tokio::select! {
@@ -297,9 +314,13 @@ pub async fn consume<F, Fut>(
             }
         };
         if failing {
-            tracing::info!(broker = %broker.address(), "consuming the listen queue again");
+            tracing::info!(broker = %logged(broker.address()), "consuming the listen queue again");
         } else {
-            tracing::info!(broker = %broker.address(), queue, "consuming the listen queue");
+            tracing::info!(
+                broker = %logged(broker.address()),
+                queue = %logged(queue),
+                "consuming the listen queue"
+            );
         }
         failing = false;
         delay = Duration::from_secs(1);
@@ -312,7 +333,7 @@ pub async fn consume<F, Fut>(
                         jobs.spawn(handle(taken));
                     }
                     Some(Err(error)) => {
-                        tracing::warn!(%error, "lost the RabbitMQ connection; reconnecting");
+                        tracing::warn!(error = %logged(&error), "lost the RabbitMQ connection; reconnecting");
                         break false;
                     }
                     None => {

@@ -25,10 +25,12 @@ use tokio::sync::{watch, Semaphore};
 
 use super::amqp::{self, Broker, PushTarget};
 use super::auth::CallbackAuth;
-use super::graphql::{requests::Registration, Platform, PlatformError, Release};
+use super::graphql::requests::{ConnectorType, Registration, Runs};
+use super::graphql::{Platform, PlatformError, Release};
 use super::message::WorkMessage;
 use super::settings::{ConnectorSettings, ListenProtocol, QueueProtocol};
 use super::work::{Push, Worker};
+use crate::telemetry::logged;
 use domaintools::ExposeSecret as _;
 use domaintools::{Client, Credentials};
 
@@ -58,6 +60,7 @@ pub async fn run(
         &settings.opencti_url,
         settings.opencti_token.clone(),
         PLATFORM_TIMEOUT,
+        &settings.roots,
     )
     .context("OpenCTI client")?;
     let Some(release) = until_ready("learn the OpenCTI version", stop.clone(), || {
@@ -86,6 +89,7 @@ pub async fn run(
         ListenProtocol::Amqp => None,
     };
     let registration = Registration {
+        kind: ConnectorType::InternalEnrichment,
         id: settings.connector_id.clone(),
         name: settings.name.clone(),
         scope: settings.scope.clone(),
@@ -106,7 +110,7 @@ pub async fn run(
         anyhow::bail!("OpenCTI registered the connector without an id");
     }
     tracing::info!(
-        connector.id = %registered.id,
+        connector.id = %logged(&registered.id),
         connector.name = %settings.name,
         opencti.version = %release,
         listen = %settings.listen_protocol,
@@ -117,8 +121,12 @@ pub async fn run(
         "registered with OpenCTI; waiting for enrichment requests"
     );
 
-    let broker = needs_broker(&settings)
-        .then(|| Broker::new(settings.mq.apply(&registered.config.connection)));
+    let broker = needs_broker(&settings).then(|| {
+        Broker::new(
+            settings.mq.apply(&registered.config.connection),
+            &settings.roots,
+        )
+    });
     let push = match (settings.queue_protocol, &broker) {
         (QueueProtocol::Amqp, Some(broker)) => Push::Amqp {
             broker: broker.clone(),
@@ -130,13 +138,12 @@ pub async fn run(
         _ => Push::Api,
     };
 
-    let ping = tokio::spawn(ping_loop(
+    let pinger = Pinger::new(
         platform.clone(),
         registered.id.clone(),
         registered.connector_state.clone(),
-        settings.ping_interval,
-        stop.clone(),
-    ));
+    );
+    let ping = tokio::spawn(ping_loop(pinger, settings.ping_interval, stop.clone()));
 
     let concurrency = settings.concurrency.max(1);
     let worker = Arc::new(Worker {
@@ -201,7 +208,7 @@ pub async fn run(
                                 taken.ack().await;
                             }
                             Err(error) => {
-                                tracing::warn!(%error, "dropped a message that is not a work message");
+                                tracing::warn!(error = %logged(&error), "dropped a message that is not a work message");
                                 taken.reject().await;
                             }
                         }
@@ -281,7 +288,7 @@ where
         match outcome {
             Ok(value) => return Ok(Some(value)),
             Err(error) if error.is_transient() => {
-                tracing::warn!(%error, retry_in_s = delay.as_secs(), "cannot {what} yet");
+                tracing::warn!(error = %logged(&error), retry_in_s = delay.as_secs(), "cannot {what} yet");
             }
             Err(error) => return Err(anyhow::anyhow!(error).context(format!("cannot {what}"))),
         }
@@ -293,31 +300,92 @@ where
     }
 }
 
-/// Pings now, then every `interval`, carrying the state the platform keeps for the connector.
-async fn ping_loop(
+/// What the pings carry: the state the platform keeps for the connector (pycti's
+/// `connector_state`, a JSON text) and, for the import, its last and next runs.
+#[derive(Debug, Default)]
+struct Carried {
+    state: Option<String>,
+    runs: Runs,
+}
+
+/// Pings the platform with the connector's state, shared by the ping loop and the import
+/// (which pings as soon as its state changed, as pycti's `force_ping`, so a restart right
+/// after a run does not send it again).
+#[derive(Debug, Clone)]
+pub struct Pinger {
     platform: Platform,
     connector_id: String,
-    mut state: Option<String>,
-    interval: Duration,
-    mut stop: watch::Receiver<bool>,
-) {
+    carried: Arc<std::sync::Mutex<Carried>>,
+}
+
+impl Pinger {
+    pub fn new(platform: Platform, connector_id: String, state: Option<String>) -> Self {
+        Self {
+            platform,
+            connector_id,
+            carried: Arc::new(std::sync::Mutex::new(Carried {
+                state: state.filter(|state| !state.is_empty() && state != "null"),
+                runs: Runs::default(),
+            })),
+        }
+    }
+
+    fn carried(&self) -> std::sync::MutexGuard<'_, Carried> {
+        self.carried
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The state as last set or read back from the platform.
+    pub fn state(&self) -> Option<String> {
+        self.carried().state.clone()
+    }
+
+    /// Replaces the state; the next ping carries it.
+    pub fn set_state(&self, state: String) {
+        self.carried().state = Some(state);
+    }
+
+    /// Replaces the runs the pings report.
+    pub fn set_runs(&self, runs: Runs) {
+        self.carried().runs = runs;
+    }
+
+    /// One ping. When the platform answers with another state than the one sent, it was
+    /// reset there (the "reset state" button) and the platform's wins, as in pycti.
+    pub async fn ping(&self) -> Result<(), PlatformError> {
+        let (sent, runs) = {
+            let carried = self.carried();
+            (carried.state.clone(), carried.runs.clone())
+        };
+        let remote = self
+            .platform
+            .ping(&self.connector_id, sent.as_deref(), &runs)
+            .await?;
+        let remote = remote.filter(|state| state != "null");
+        if remote != sent {
+            tracing::info!("connector state was reset on the platform");
+            self.carried().state = remote;
+        }
+        Ok(())
+    }
+}
+
+/// Pings now, then every `interval`.
+async fn ping_loop(pinger: Pinger, interval: Duration, mut stop: watch::Receiver<bool>) {
     let mut failing = false;
     loop {
-        match platform.ping(&connector_id, state.as_deref()).await {
-            Ok(remote) => {
+        match pinger.ping().await {
+            Ok(()) => {
                 if failing {
                     tracing::info!("OpenCTI answers pings again");
                 }
                 failing = false;
-                if remote.is_some() && remote != state {
-                    tracing::info!("connector state was reset on the platform");
-                    state = remote;
-                }
             }
             Err(error) => {
                 // Once per outage, not every 40 s.
                 if !failing {
-                    tracing::warn!(%error, "cannot ping OpenCTI");
+                    tracing::warn!(error = %logged(&error), "cannot ping OpenCTI");
                 }
                 failing = true;
             }
@@ -327,6 +395,131 @@ async fn ping_loop(
             _ = stop.wait_for(|stopped| *stopped) => return,
         }
     }
+}
+
+/// Runs the feeds import (`CONNECTOR_TYPE=EXTERNAL_IMPORT`) until `shutdown` completes: the
+/// sealed buckets of `settings.feeds` under `feeds_dir`, sent every `duration_period`.
+pub async fn run_import(
+    settings: ConnectorSettings,
+    feeds_dir: std::path::PathBuf,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let (stop_tx, stop) = watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+    let mut platform = Platform::new(
+        &settings.opencti_url,
+        settings.opencti_token.clone(),
+        PLATFORM_TIMEOUT,
+        &settings.roots,
+    )
+    .context("OpenCTI client")?;
+    let Some(release) = until_ready("learn the OpenCTI version", stop.clone(), || {
+        let mut probe = platform.clone();
+        async move { probe.learn_release().await }
+    })
+    .await?
+    else {
+        return Ok(());
+    };
+    platform.release = release;
+    if settings.queue_protocol == QueueProtocol::Api && !release.has_bundle_push() {
+        anyhow::bail!(
+            "OpenCTI {release} takes no bundles over its API (stixBundlePush): set \
+             CONNECTOR_QUEUE_PROTOCOL=amqp"
+        );
+    }
+    // Only the health check listens (the container's `misp-domaintools healthcheck --port`).
+    let listener = TcpListener::bind((settings.listen.as_str(), settings.callback_port))
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen on {}:{} for the health check",
+                settings.listen, settings.callback_port
+            )
+        })?;
+    // pycti's registration of an external import: no callback, not automatic, no playbook.
+    let registration = Registration {
+        kind: ConnectorType::ExternalImport,
+        id: settings.connector_id.clone(),
+        name: settings.name.clone(),
+        scope: settings.scope.clone(),
+        auto: false,
+        playbook_compatible: false,
+        listen_callback_uri: None,
+    };
+    let Some(registered) = until_ready("register with OpenCTI", stop.clone(), || {
+        let platform = platform.clone();
+        let registration = registration.clone();
+        async move { platform.register(&registration).await }
+    })
+    .await?
+    else {
+        return Ok(());
+    };
+    if registered.id.is_empty() {
+        anyhow::bail!("OpenCTI registered the connector without an id");
+    }
+    tracing::info!(
+        connector.id = %logged(&registered.id),
+        connector.name = %settings.name,
+        opencti.version = %release,
+        queue = %settings.queue_protocol,
+        feeds = ?settings.feeds.iter().map(|feed| feed.name()).collect::<Vec<_>>(),
+        every_s = settings.duration_period.as_secs(),
+        "registered with OpenCTI; importing the DomainTools feeds"
+    );
+    let push = match settings.queue_protocol {
+        QueueProtocol::Amqp => Push::Amqp {
+            broker: Broker::new(
+                settings.mq.apply(&registered.config.connection),
+                &settings.roots,
+            ),
+            target: PushTarget {
+                exchange: registered.config.push_exchange.clone(),
+                routing: registered.config.push_routing.clone(),
+            },
+        },
+        QueueProtocol::Api => Push::Api,
+    };
+    let pinger = Pinger::new(
+        platform.clone(),
+        registered.id.clone(),
+        registered.connector_state.clone(),
+    );
+    let ping = tokio::spawn(ping_loop(
+        pinger.clone(),
+        settings.ping_interval,
+        stop.clone(),
+    ));
+    let mut health_stop = stop.clone();
+    let health = tokio::spawn(
+        axum::serve(
+            listener,
+            Router::new().route("/healthcheck", get(healthcheck)),
+        )
+        .with_graceful_shutdown(async move {
+            let _ = health_stop.wait_for(|stopped| *stopped).await;
+        })
+        .into_future(),
+    );
+    let importer = super::import::Importer {
+        platform,
+        pinger,
+        connector_id: registered.id.clone(),
+        applicant: registered.connector_user_id.clone(),
+        push,
+        feeds: settings.feeds.clone(),
+        dir: feeds_dir,
+        marking: settings.enrich.marking,
+    };
+    importer.run(settings.duration_period, stop).await;
+    health.abort();
+    ping.abort();
+    tracing::info!("OpenCTI feeds import stopped");
+    Ok(())
 }
 
 #[derive(Clone)]

@@ -122,6 +122,8 @@ pub mod requests {
     const PING_WITH_INFO: &str =
         "mutation PingConnector($id: ID!, $state: String, $connectorInfo: ConnectorInfoInput) { \
          pingConnector(id: $id, state: $state, connectorInfo: $connectorInfo) { id connector_state } }";
+    const WORK_ADD: &str = "mutation workAdd($connectorId: String!, $friendlyName: String) { \
+         workAdd(connectorId: $connectorId, friendlyName: $friendlyName) { id } }";
     const TO_RECEIVED: &str = "mutation workToReceived($id: ID!, $message: String) { \
          workEdit(id: $id) { toReceived(message: $message) } }";
     const TO_PROCESSED: &str =
@@ -152,9 +154,41 @@ pub mod requests {
          playbook_id: $playbook_id, previous_step_id: $previous_step_id, step_id: $step_id, \
          previous_bundle: $previous_bundle, bundle: $bundle) }";
 
+    /// pycti's `ConnectorType`, the two this connector can be.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+    pub enum ConnectorType {
+        /// Enriches observables on request (the default mode).
+        #[default]
+        InternalEnrichment,
+        /// Imports the DomainTools feeds on a schedule.
+        ExternalImport,
+    }
+
+    impl ConnectorType {
+        /// The name the platform knows it by.
+        pub fn as_str(self) -> &'static str {
+            match self {
+                ConnectorType::InternalEnrichment => "INTERNAL_ENRICHMENT",
+                ConnectorType::ExternalImport => "EXTERNAL_IMPORT",
+            }
+        }
+    }
+
+    /// When a scheduled connector last ran and runs next (pycti's `ConnectorInfo`), as
+    /// `%Y-%m-%dT%H:%M:%SZ`.
+    #[derive(Debug, Clone, Default, PartialEq, Eq)]
+    pub struct Runs {
+        /// The end of the last run.
+        pub last: Option<String>,
+        /// The start of the next one.
+        pub next: Option<String>,
+    }
+
     /// What the connector registers, before the release decides which fields go out.
     #[derive(Debug, Clone, PartialEq, Eq)]
     pub struct Registration {
+        /// Enrichment or import.
+        pub kind: ConnectorType,
         /// The connector's id.
         pub id: String,
         /// Its name.
@@ -182,7 +216,7 @@ pub mod requests {
         let mut input = json!({
             "id": registration.id,
             "name": registration.name,
-            "type": "INTERNAL_ENRICHMENT",
+            "type": registration.kind.as_str(),
             "scope": registration.scope,
             "auto": registration.auto,
             "only_contextual": false,
@@ -209,16 +243,26 @@ pub mod requests {
 
     /// `pingConnector`, with pycti's `connectorInfo` where the release takes it.
     pub fn ping(release: Release, connector_id: &str, state: Option<&str>) -> Request {
+        ping_with_runs(release, connector_id, state, &Runs::default())
+    }
+
+    /// `pingConnector` of a scheduled connector: its last and next runs go in `connectorInfo`.
+    pub fn ping_with_runs(
+        release: Release,
+        connector_id: &str,
+        state: Option<&str>,
+        runs: &Runs,
+    ) -> Request {
         let state = state.unwrap_or("null");
         if release.has_connector_info() {
-            // pycti's ConnectorInfo for a connector that neither buffers nor schedules runs.
+            // pycti's ConnectorInfo for a connector that does not buffer.
             let info = json!({
                 "run_and_terminate": false,
                 "buffering": false,
                 "queue_threshold": 500.0,
                 "queue_messages_size": 0.0,
-                "next_run_datetime": null,
-                "last_run_datetime": null,
+                "next_run_datetime": runs.next,
+                "last_run_datetime": runs.last,
             });
             Request {
                 query: PING_WITH_INFO,
@@ -229,6 +273,14 @@ pub mod requests {
                 query: PING,
                 variables: json!({ "id": connector_id, "state": state }),
             }
+        }
+    }
+
+    /// `workAdd`: a new work of this connector, shown under `friendly_name`.
+    pub fn work_add(connector_id: &str, friendly_name: &str) -> Request {
+        Request {
+            query: WORK_ADD,
+            variables: json!({ "connectorId": connector_id, "friendlyName": friendly_name }),
         }
     }
 
@@ -517,11 +569,21 @@ impl fmt::Debug for Platform {
 impl Platform {
     /// A client for the platform at `base_url` (no trailing slash), release unknown (6.0.0's
     /// documents) until [`Platform::learn_release`].
-    pub fn new(base_url: &str, token: Secret, timeout: Duration) -> Result<Self, PlatformError> {
-        let http = reqwest::Client::builder()
+    /// An `https://` platform may chain to the built-in roots or to `roots`.
+    pub fn new(
+        base_url: &str,
+        token: Secret,
+        timeout: Duration,
+        roots: &domaintools::ExtraRoots,
+    ) -> Result<Self, PlatformError> {
+        let mut builder = reqwest::Client::builder()
             .user_agent(concat!("misp-domaintools/", env!("CARGO_PKG_VERSION")))
             .timeout(timeout)
-            .connect_timeout(Duration::from_secs(10))
+            .connect_timeout(Duration::from_secs(10));
+        for root in roots.reqwest_certificates() {
+            builder = builder.add_root_certificate(root);
+        }
+        let http = builder
             .build()
             .map_err(|e| PlatformError::Transport(e.without_url().to_string()))?;
         Ok(Self {
@@ -620,19 +682,42 @@ impl Platform {
             .map_err(|e| PlatformError::Decode(format!("registerConnector: {e}")))
     }
 
-    /// `pingConnector`; returns the platform's state.
+    /// `pingConnector`; returns the platform's state (`None` when it has none, or reset it).
     pub async fn ping(
         &self,
         connector_id: &str,
         state: Option<&str>,
+        runs: &requests::Runs,
     ) -> Result<Option<String>, PlatformError> {
         let data = self
-            .send(requests::ping(self.release, connector_id, state))
+            .send(requests::ping_with_runs(
+                self.release,
+                connector_id,
+                state,
+                runs,
+            ))
             .await?;
         Ok(data
             .pointer("/pingConnector/connector_state")
             .and_then(Value::as_str)
+            .filter(|state| !state.is_empty())
             .map(str::to_owned))
+    }
+
+    /// `workAdd`: the new work's id.
+    pub async fn work_add(
+        &self,
+        connector_id: &str,
+        friendly_name: &str,
+    ) -> Result<String, PlatformError> {
+        let data = self
+            .send(requests::work_add(connector_id, friendly_name))
+            .await?;
+        data.pointer("/workAdd/id")
+            .and_then(Value::as_str)
+            .filter(|id| !id.is_empty())
+            .map(str::to_owned)
+            .ok_or_else(|| PlatformError::Decode("workAdd: no id".to_owned()))
     }
 
     /// `workEdit { toReceived }`.

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use serde_yaml_ng::Value as Yaml;
 
+use super::graphql::requests::ConnectorType;
 use super::graphql::BrokerConnection;
 use crate::config::{Config, OpenctiArgs, Secret};
 use crate::stix::{EnrichSettings, IrisProduct, ObservableKind, Tlp};
@@ -19,12 +20,21 @@ pub const DEFAULT_CALLBACK_PORT: u16 = 7070;
 pub const DEFAULT_CALLBACK_PATH: &str = "/api/callback";
 /// How often pycti pings the platform; it marks a connector inactive after 5 minutes.
 pub const PING_INTERVAL: Duration = Duration::from_secs(40);
+/// How often the feeds import runs unless told otherwise: a few times per hour, so a bucket
+/// sealed at the top of the hour (plus its grace) reaches OpenCTI within minutes.
+pub const DEFAULT_DURATION_PERIOD: Duration = Duration::from_secs(300);
 /// The file read when no other is named, like the Python connector's.
 const DEFAULT_CONFIG_FILE: &str = "config.yml";
 
 /// Everything the connector mode needs, resolved.
 #[derive(Debug, Clone)]
 pub struct ConnectorSettings {
+    /// Enrichment on request, or the scheduled import of the feeds.
+    pub kind: ConnectorType,
+    /// Import mode: time between two runs.
+    pub duration_period: Duration,
+    /// Import mode: the feeds imported (their sealed buckets under `--feeds-dir`).
+    pub feeds: Vec<domaintools::feeds::Feed>,
     /// Base URL of the platform (no trailing slash); GraphQL is at `<url>/graphql`.
     pub opencti_url: String,
     /// The connector user's token: sent to the platform, expected on callbacks.
@@ -65,6 +75,9 @@ pub struct ConnectorSettings {
     pub queue_protocol: QueueProtocol,
     /// pycti's `MQ_*` overrides of the broker registration hands out.
     pub mq: MqOverrides,
+    /// Authorities the platform's and the broker's TLS may chain to besides the built-in
+    /// roots (`--ca-file`; pycti would read `REQUESTS_CA_BUNDLE` and `MQ_USE_SSL_CA`).
+    pub roots: domaintools::ExtraRoots,
 }
 
 /// `CONNECTOR_LISTEN_PROTOCOL`, spelled as pycti spells it.
@@ -192,16 +205,62 @@ impl ConnectorSettings {
         if !is_uuid(&connector_id) {
             return Err(format!("CONNECTOR_ID {connector_id:?} is not a UUID"));
         }
-        if let Some(kind) = args
+        let kind = match args
             .connector_type
             .clone()
             .or_else(|| file(&["connector", "type"]))
         {
-            if !kind.eq_ignore_ascii_case("INTERNAL_ENRICHMENT") {
-                return Err(format!(
-                    "CONNECTOR_TYPE is {kind:?}; this connector is INTERNAL_ENRICHMENT only"
-                ));
+            None => ConnectorType::InternalEnrichment,
+            Some(kind) if kind.trim().eq_ignore_ascii_case("INTERNAL_ENRICHMENT") => {
+                ConnectorType::InternalEnrichment
             }
+            Some(kind) if kind.trim().eq_ignore_ascii_case("EXTERNAL_IMPORT") => {
+                ConnectorType::ExternalImport
+            }
+            Some(kind) => {
+                return Err(format!(
+                    "CONNECTOR_TYPE is {kind:?}; this connector is INTERNAL_ENRICHMENT (the \
+                     enrichment) or EXTERNAL_IMPORT (the feeds)"
+                ))
+            }
+        };
+        let importing = kind == ConnectorType::ExternalImport;
+        let duration_period = match args
+            .connector_duration_period
+            .clone()
+            .or_else(|| file(&["connector", "duration_period"]))
+        {
+            Some(text) => parse_duration(&text).ok_or_else(|| {
+                format!(
+                    "CONNECTOR_DURATION_PERIOD {text:?} is not an ISO 8601 duration of at least \
+                     a second (PT5M, PT1H, P1D) nor a number of seconds"
+                )
+            })?,
+            None => DEFAULT_DURATION_PERIOD,
+        };
+        let feed_names: Vec<String> = if config.feeds.iter().any(|name| !name.trim().is_empty()) {
+            config.feeds.clone()
+        } else {
+            list_or_scalar(&yaml, &["domaintools", "feed_type"])
+                .map(|text| text.split(',').map(str::to_owned).collect())
+                .unwrap_or_default()
+        };
+        let mut feeds = Vec::new();
+        for name in feed_names
+            .iter()
+            .map(|name| name.trim())
+            .filter(|name| !name.is_empty())
+        {
+            let feed = domaintools::feeds::Feed::from_name(name)
+                .ok_or_else(|| format!("MISP_DOMAINTOOLS_FEEDS: unknown feed {name:?}"))?;
+            if !feeds.contains(&feed) {
+                feeds.push(feed);
+            }
+        }
+        if importing && feeds.is_empty() {
+            return Err("CONNECTOR_TYPE=EXTERNAL_IMPORT imports the feeds named in \
+                 MISP_DOMAINTOOLS_FEEDS (config.yml: domaintools.feed_type), e.g. nod,domainhotlist"
+                .to_owned());
         }
         let name = args
             .connector_name
@@ -221,12 +280,21 @@ impl ConnectorSettings {
             .connector_scope
             .clone()
             .or_else(|| list_or_scalar(&yaml, &["connector", "scope"]))
-            .unwrap_or_else(|| match product {
-                IrisProduct::Investigate => "Domain-Name,IPv4-Addr".to_owned(),
-                IrisProduct::Enrich => "Domain-Name".to_owned(),
+            .unwrap_or_else(|| match (importing, product) {
+                // What the import creates; the platform only shows it.
+                (true, _) => "Domain-Name,Indicator".to_owned(),
+                (false, IrisProduct::Investigate) => "Domain-Name,IPv4-Addr".to_owned(),
+                (false, IrisProduct::Enrich) => "Domain-Name".to_owned(),
             });
-        let scope = parse_scope(&scope_text)?;
-        if product == IrisProduct::Enrich && scope.iter().any(|kind| kind == "IPv4-Addr") {
+        let scope = if importing {
+            import_scope(&scope_text)?
+        } else {
+            parse_scope(&scope_text)?
+        };
+        if !importing
+            && product == IrisProduct::Enrich
+            && scope.iter().any(|kind| kind == "IPv4-Addr")
+        {
             return Err(
                 "CONNECTOR_SCOPE has IPv4-Addr, but Iris Enrich (DOMAINTOOLS_PRODUCT=enrich) \
                  looks up domains only: set CONNECTOR_SCOPE=Domain-Name"
@@ -266,13 +334,16 @@ impl ConnectorSettings {
                 .map_err(|e| format!("domaintools.max_tlp: {e}"))?
                 .unwrap_or(Tlp::Amber),
         };
+        // The feeds are marked as OpenCTI's DomainTools feeds connector marks them by default
+        // (TLP:CLEAR, its `tlp_level`), the enrichment as before (TLP:AMBER).
         let marking = match config.marking {
             Some(tlp) => tlp,
             None => file(&["domaintools", "marking"])
+                .or_else(|| file(&["domaintools", "tlp_level"]))
                 .map(|text| text.parse::<Tlp>())
                 .transpose()
                 .map_err(|e| format!("domaintools.marking: {e}"))?
-                .unwrap_or(Tlp::Amber),
+                .unwrap_or(if importing { Tlp::Clear } else { Tlp::Amber }),
         };
         let ip_domain_limit = match config.ip_domain_limit {
             Some(limit) => limit as usize,
@@ -390,6 +461,9 @@ impl ConnectorSettings {
                 .or_else(|| file(&["mq", "pass"]).map(Secret::from)),
         };
         Ok(Self {
+            kind,
+            duration_period,
+            feeds,
             opencti_url,
             opencti_token,
             connector_id,
@@ -415,6 +489,7 @@ impl ConnectorSettings {
             listen_protocol,
             queue_protocol,
             mq,
+            roots: crate::startup::extra_roots(config).map_err(|e| format!("{e:#}"))?,
         })
     }
 }
@@ -491,6 +566,73 @@ fn parse_scope(text: &str) -> Result<Vec<String>, String> {
         return Err("CONNECTOR_SCOPE is empty".to_owned());
     }
     Ok(scope)
+}
+
+/// The import's scope: any entity type names, shown by the platform, not checked.
+fn import_scope(text: &str) -> Result<Vec<String>, String> {
+    let mut scope: Vec<String> = Vec::new();
+    for item in text
+        .split(',')
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+    {
+        if !item
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_".contains(c))
+        {
+            return Err(format!(
+                "CONNECTOR_SCOPE: {item:?} is not an entity type name"
+            ));
+        }
+        if !scope.iter().any(|known| known == item) {
+            scope.push(item.to_owned());
+        }
+    }
+    if scope.is_empty() {
+        return Err("CONNECTOR_SCOPE is empty".to_owned());
+    }
+    Ok(scope)
+}
+
+/// An ISO 8601 duration as pycti's connectors take it (`PT5M`, `PT1H30M`, `P1D`, `PT45S`;
+/// no years or months, whose length varies), or a plain number of seconds; at least a second.
+pub fn parse_duration(text: &str) -> Option<Duration> {
+    let text = text.trim().to_ascii_uppercase();
+    if let Ok(seconds) = text.parse::<u64>() {
+        return (seconds >= 1).then(|| Duration::from_secs(seconds));
+    }
+    let rest = text.strip_prefix('P')?;
+    let (days, time) = match rest.split_once('T') {
+        Some((days, time)) => (days, Some(time)),
+        None => (rest, None),
+    };
+    let mut total: u64 = 0;
+    let mut any = false;
+    let mut add = |part: &str, units: &[(char, u64)]| -> Option<()> {
+        let mut number = String::new();
+        let mut allowed = units.iter();
+        for c in part.chars() {
+            if c.is_ascii_digit() {
+                number.push(c);
+                continue;
+            }
+            // Units in order, each once.
+            let (_, factor) = allowed.by_ref().find(|(unit, _)| *unit == c)?;
+            let value: u64 = number.parse().ok()?;
+            total = total.checked_add(value.checked_mul(*factor)?)?;
+            number.clear();
+            any = true;
+        }
+        number.is_empty().then_some(())
+    };
+    add(days, &[('W', 604_800), ('D', 86_400)])?;
+    if let Some(time) = time {
+        if time.is_empty() {
+            return None;
+        }
+        add(time, &[('H', 3_600), ('M', 60), ('S', 1)])?;
+    }
+    (any && total >= 1).then(|| Duration::from_secs(total))
 }
 
 /// pycti's log level names as a tracing filter.
@@ -644,8 +786,23 @@ domaintools:
                 "CONNECTOR_SCOPE",
             ),
             (
-                vec!["--connector-id", ID, "--connector-type", "EXTERNAL_IMPORT"],
+                vec!["--connector-id", ID, "--connector-type", "STREAM"],
                 "CONNECTOR_TYPE",
+            ),
+            (
+                vec!["--connector-id", ID, "--connector-type", "EXTERNAL_IMPORT"],
+                "MISP_DOMAINTOOLS_FEEDS",
+            ),
+            (
+                vec![
+                    "--connector-id",
+                    ID,
+                    "--connector-type",
+                    "EXTERNAL_IMPORT",
+                    "--connector-duration-period",
+                    "PT0S",
+                ],
+                "CONNECTOR_DURATION_PERIOD",
             ),
             (
                 vec!["--connector-id", ID, "--connector-log-level", "loud"],
@@ -702,6 +859,64 @@ domaintools:
         )
         .unwrap_err();
         assert!(!error.contains("hunter2"), "{error}");
+    }
+
+    #[test]
+    fn durations_read_as_pycti_connectors_write_them() {
+        let secs = |s: u64| Some(Duration::from_secs(s));
+        assert_eq!(parse_duration("PT5M"), secs(300));
+        assert_eq!(parse_duration("pt1h30m"), secs(5400));
+        assert_eq!(parse_duration("P1D"), secs(86_400));
+        assert_eq!(parse_duration("P1DT1S"), secs(86_401));
+        assert_eq!(parse_duration("PT45S"), secs(45));
+        assert_eq!(parse_duration("600"), secs(600));
+        for bad in [
+            "", "P", "PT", "PT0S", "0", "PT5X", "PT5", "PT1M1H", "P1M", "5m", "PT-1M",
+        ] {
+            assert_eq!(parse_duration(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_feeds_import_is_an_external_import() {
+        let (config, args) = parse(&[
+            "x",
+            "--feeds",
+            "nod,domainhotlist",
+            "opencti",
+            "--connector-id",
+            ID,
+            "--connector-type",
+            "external_import",
+        ]);
+        let yaml = "opencti: {url: 'http://o', token: 't'}";
+        let settings = ConnectorSettings::from_parts(&config, &args, Some(yaml)).unwrap();
+        assert_eq!(settings.kind, ConnectorType::ExternalImport);
+        assert_eq!(
+            settings.feeds,
+            [
+                domaintools::feeds::Feed::Nod,
+                domaintools::feeds::Feed::DomainHotlist
+            ]
+        );
+        assert_eq!(settings.scope, ["Domain-Name", "Indicator"]);
+        assert_eq!(
+            settings.enrich.marking,
+            Tlp::Clear,
+            "the feeds connector's default"
+        );
+        assert_eq!(settings.duration_period, DEFAULT_DURATION_PERIOD);
+
+        // The Python connector's keys.
+        let (config, args) = parse(&["x", "opencti", "--connector-id", ID]);
+        let yaml = "opencti: {url: 'http://o', token: 't'}\nconnector: {type: EXTERNAL_IMPORT, \
+                    duration_period: PT1H, scope: stix2}\ndomaintools: {feed_type: noh, \
+                    tlp_level: amber+strict}";
+        let settings = ConnectorSettings::from_parts(&config, &args, Some(yaml)).unwrap();
+        assert_eq!(settings.feeds, [domaintools::feeds::Feed::Noh]);
+        assert_eq!(settings.scope, ["stix2"]);
+        assert_eq!(settings.enrich.marking, Tlp::AmberStrict);
+        assert_eq!(settings.duration_period, Duration::from_secs(3600));
     }
 
     #[test]

@@ -12,6 +12,8 @@ use super::message::{present, WorkMessage};
 use super::settings::ConnectorSettings;
 use super::split::split_bundle;
 use crate::stix::{self, Observable, ObservableKind, Tlp};
+use crate::telemetry::logged;
+use domaintools::classic::shown;
 use domaintools::{Caller, Client, Credentials};
 
 /// `app_name` reported to DomainTools.
@@ -75,27 +77,38 @@ impl Worker {
                 .work_received(work_id, "Connector ready to process the operation")
                 .await
             {
-                tracing::warn!(%error, work.id = work_id, "cannot mark the work received");
+                tracing::warn!(
+                    error = %logged(&error),
+                    work.id = %shown(work_id),
+                    "cannot mark the work received"
+                );
             }
         }
-        let entity = present(&message.event.entity_id).unwrap_or("-");
+        // The ids and the texts come from the message and the platform: escaped and cut, so
+        // that a newline in an observable's value cannot forge a log line.
+        let shown_work = work_id.map_or_else(|| "-".to_owned(), shown);
+        let entity = shown(present(&message.event.entity_id).unwrap_or("-"));
         let (text, in_error) = match self
             .enrich(&platform, &message, work_id, &execution_start)
             .await
         {
             Ok(summary) => {
-                tracing::info!(work.id = work_id, entity, "{summary}");
+                tracing::info!(work.id = %shown_work, %entity, "{}", logged(&summary));
                 (summary, false)
             }
             Err(problem) => {
-                tracing::warn!(work.id = work_id, entity, "{problem}");
+                tracing::warn!(work.id = %shown_work, %entity, "{}", logged(&problem));
                 (problem, true)
             }
         };
         match work_id {
             Some(work_id) => {
                 if let Err(error) = platform.work_processed(work_id, &text, in_error).await {
-                    tracing::error!(%error, work.id = work_id, "cannot report the work's end");
+                    tracing::error!(
+                        error = %logged(&error),
+                        work.id = %shown(work_id),
+                        "cannot report the work's end"
+                    );
                 }
             }
             None => tracing::warn!("the request carried no work id: nothing to report to"),
@@ -154,8 +167,8 @@ impl Worker {
         for skipped in &enrichment.mapping.skipped {
             tracing::debug!(
                 what = skipped.what,
-                value = %skipped.value,
-                record = %skipped.record,
+                value = %shown(&skipped.value),
+                record = %logged(&skipped.record),
                 "[DomainTools] value not correctly formatted, skipped"
             );
         }
@@ -189,39 +202,61 @@ impl Worker {
         bundle: &Value,
         work_id: Option<&str>,
     ) -> Result<(), String> {
-        match &self.push {
-            Push::Api => {
-                let text = serde_json::to_string(bundle)
-                    .map_err(|e| format!("The bundle could not be serialized: {e}"))?;
+        let applicant =
+            present(&message.internal.applicant_id).or(self.connector_user_id.as_deref());
+        send_bundle(
+            platform,
+            &self.push,
+            &self.connector_id,
+            bundle,
+            work_id,
+            applicant,
+            message.internal.draft_id.as_deref(),
+        )
+        .await
+    }
+}
+
+/// Sends a bundle the way `push` says, counted against `work_id`: split onto the push queue
+/// with its expectations set first (as pycti does), or with `stixBundlePush`.
+pub(crate) async fn send_bundle(
+    platform: &Platform,
+    push: &Push,
+    connector_id: &str,
+    bundle: &Value,
+    work_id: Option<&str>,
+    applicant: Option<&str>,
+    draft: Option<&str>,
+) -> Result<(), String> {
+    match push {
+        Push::Api => {
+            let text = serde_json::to_string(bundle)
+                .map_err(|e| format!("The bundle could not be serialized: {e}"))?;
+            platform
+                .push_bundle(connector_id, &text, work_id)
+                .await
+                .map_err(|e| format!("The bundle could not be sent to OpenCTI: {e}"))
+        }
+        Push::Amqp { broker, target } => {
+            let split = split_bundle(bundle).map_err(|e| e.to_string())?;
+            if let Some(work_id) = work_id {
+                // Before the bundles, as pycti does: the worker reports each against the work.
                 platform
-                    .push_bundle(&self.connector_id, &text, work_id)
+                    .add_expectations(work_id, split.expectations)
                     .await
-                    .map_err(|e| format!("The bundle could not be sent to OpenCTI: {e}"))
+                    .map_err(|e| format!("The work's expectations could not be set: {e}"))?;
             }
-            Push::Amqp { broker, target } => {
-                let split = split_bundle(bundle).map_err(|e| e.to_string())?;
-                if let Some(work_id) = work_id {
-                    // Before the bundles, as pycti does: the worker reports each against the work.
-                    platform
-                        .add_expectations(work_id, split.expectations)
-                        .await
-                        .map_err(|e| format!("The work's expectations could not be set: {e}"))?;
-                }
-                let applicant =
-                    present(&message.internal.applicant_id).or(self.connector_user_id.as_deref());
-                let draft = message.internal.draft_id.as_deref();
-                let envelopes: Vec<Vec<u8>> = split
-                    .bundles
-                    .iter()
-                    .enumerate()
-                    .map(|(index, bundle)| {
-                        amqp::push_envelope(bundle, index + 1, applicant, draft, work_id)
-                    })
-                    .collect();
-                amqp::publish(broker, target, &envelopes)
-                    .await
-                    .map_err(|e| format!("The bundle could not be sent to OpenCTI: {e}"))
-            }
+            let envelopes: Vec<Vec<u8>> = split
+                .bundles
+                .iter()
+                .enumerate()
+                .map(|(index, bundle)| {
+                    amqp::push_envelope(bundle, index + 1, applicant, draft, work_id)
+                })
+                .collect();
+            amqp::publish(broker, target, &envelopes)
+                .await
+                .map_err(|e| format!("The bundle could not be sent to OpenCTI: {e}"))
         }
     }
 }

@@ -66,6 +66,11 @@ pub fn ipv4_addr_id(value: &str) -> String {
     deterministic_id("ipv4-addr", &json!({ "value": value }))
 }
 
+/// `ipv6-addr--…` from `value`.
+pub fn ipv6_addr_id(value: &str) -> String {
+    deterministic_id("ipv6-addr", &json!({ "value": value }))
+}
+
 /// `email-addr--…` from `value`.
 pub(crate) fn email_addr_id(value: &str) -> String {
     deterministic_id("email-addr", &json!({ "value": value }))

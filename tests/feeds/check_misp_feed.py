@@ -33,7 +33,7 @@ def check(directory: Path) -> dict:
             problems.append(f"{uuid}: tags differ from the manifest")
         for attribute in event.attributes:
             attributes += 1
-            if attribute.type not in ("domain", "hostname"):
+            if attribute.type not in ("domain", "hostname", "ip-dst"):
                 problems.append(f"{uuid}: attribute type {attribute.type}")
             expected_hashes.add((hashlib.md5(attribute.value.encode()).hexdigest(), uuid))
     lines = [l for l in (directory / "hashes.csv").read_text().splitlines() if l]

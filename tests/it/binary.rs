@@ -1,7 +1,8 @@
 //! The real binary, end to end: `--demo` serves bundled data over TCP through its own serve
 //! path, `healthcheck` reports it healthy, and SIGTERM stops it cleanly; `stix` prints the
 //! golden bundles from the demo data; `opencti`, configured by environment variables alone,
-//! registers with a fake platform and pushes an enrichment.
+//! registers with a fake platform and pushes an enrichment, or (`CONNECTOR_TYPE=EXTERNAL_IMPORT`)
+//! polls the fake's feeds and imports the sealed bucket.
 
 use crate::common::child::{binary, free_port, ChildServer};
 
@@ -276,4 +277,73 @@ async fn opencti_mode_runs_from_environment_variables_alone() {
         !logs.contains(KEY),
         "the DomainTools key leaked into the logs"
     );
+}
+
+#[tokio::test]
+async fn the_feeds_import_runs_from_environment_variables_alone() {
+    use crate::common::opencti::{FakeOpencti, CONNECTOR_ID, TOKEN};
+    use chrono::{TimeDelta, Utc};
+    use domaintools_fake::{FakeApi, DEMO_API_KEY};
+
+    let api = FakeApi::new();
+    let at = Utc::now() - TimeDelta::minutes(30);
+    let line = |name: &str| json!({ "domain": name }).as_object().unwrap().clone();
+    api.push_feed_lines("nad", at, [line("active.example"), line("other.example")]);
+    let fake = api.spawn().await.unwrap();
+    let platform = FakeOpencti::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let log_path = std::env::temp_dir().join(format!("misp-domaintools-import-{port}.log"));
+    let log_file = std::fs::File::create(&log_path).unwrap();
+    let child = binary()
+        .current_dir(std::env::temp_dir())
+        .arg("opencti")
+        .env("OPENCTI_URL", &platform.url)
+        .env("OPENCTI_TOKEN", TOKEN)
+        .env("CONNECTOR_ID", CONNECTOR_ID)
+        .env("CONNECTOR_TYPE", "EXTERNAL_IMPORT")
+        .env("CONNECTOR_DURATION_PERIOD", "PT1S")
+        .env("CONNECTOR_QUEUE_PROTOCOL", "api")
+        .env("CONNECTOR_LISTEN_PROTOCOL_API_PORT", port.to_string())
+        .env("DOMAINTOOLS_API_URL", fake.base_url())
+        .env("DOMAINTOOLS_API_KEY", DEMO_API_KEY)
+        .env("MISP_DOMAINTOOLS_FEEDS", "nad")
+        .env("MISP_DOMAINTOOLS_FEEDS_DIR", dir.path())
+        .env("MISP_DOMAINTOOLS_FEEDS_POLL_INTERVAL", "1")
+        .env("MISP_DOMAINTOOLS_FEEDS_BUCKET", "60")
+        .env("MISP_DOMAINTOOLS_FEEDS_GRACE", "1")
+        .stdout(Stdio::from(log_file.try_clone().unwrap()))
+        .stderr(Stdio::from(log_file))
+        .spawn()
+        .unwrap();
+    let _connector = Server(child);
+    let processed = platform.processed("work-import-1").await;
+    assert_eq!(
+        processed.variables["inError"], false,
+        "{:?}",
+        processed.variables
+    );
+    let input = platform.calls_to("registerConnector")[0].variables["input"].clone();
+    assert_eq!(input["type"], "EXTERNAL_IMPORT");
+    let push = &platform.calls_to("stixBundlePush")[0];
+    let bundle: Value = serde_json::from_str(push.variables["bundle"].as_str().unwrap()).unwrap();
+    let values: Vec<&str> = bundle["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|o| o["value"].as_str())
+        .collect();
+    assert_eq!(values, ["active.example", "other.example"]);
+    assert!(
+        dir.path().join("nad/manifest.json").exists(),
+        "the buckets are the MISP feed's files"
+    );
+    let logs = std::fs::read_to_string(&log_path).unwrap();
+    let _ = std::fs::remove_file(&log_path);
+    assert!(logs.contains("importing the DomainTools feeds"), "{logs}");
+    assert!(
+        !logs.contains(TOKEN),
+        "the OpenCTI token leaked into the logs"
+    );
+    assert!(!logs.contains(DEMO_API_KEY), "the DomainTools key leaked");
 }

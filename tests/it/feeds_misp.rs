@@ -3,11 +3,11 @@
 //! manifest and `hashes.csv` checked against the events. Also: the token, ETags and 304, the
 //! hotlist freetext, a restart that keeps every sealed bucket, and a soak of an hour of NOD.
 //!
-//! PyMISP comes from the venv `.ci/run` creates (`target/pymisp-venv`, or `$PYMISP_PYTHON`):
-//! without it the PyMISP check is skipped with a notice locally and fails under `CI=true`.
+//! PyMISP comes from the tests' Python venv (`common::python`: `target/py-venv`, which `.ci/run`
+//! creates, or `$TESTS_PY_VENV`): without it the PyMISP check is skipped with a notice locally
+//! and fails under `CI=true`.
 
 use std::collections::BTreeSet;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -31,44 +31,9 @@ fn domain(name: &str) -> Map<String, Value> {
     object(json!({ "domain": name }))
 }
 
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|value| value.eq_ignore_ascii_case("true") || value == "1")
-}
-
-fn notice(text: &str) {
-    match std::fs::OpenOptions::new().write(true).open("/dev/stderr") {
-        Ok(mut stderr) => {
-            let _ = writeln!(stderr, "{text}");
-        }
-        Err(_) => eprintln!("{text}"),
-    }
-}
-
-/// The Python with PyMISP, if there is one.
+/// The Python of the tests' venv, if it has PyMISP.
 fn pymisp_python() -> Option<PathBuf> {
-    let python = std::env::var_os("PYMISP_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("target/pymisp-venv/bin/python")
-        });
-    let works = Command::new(&python)
-        .args(["-c", "import pymisp"])
-        .output()
-        .is_ok_and(|output| output.status.success());
-    if works {
-        return Some(python);
-    }
-    assert!(
-        !in_ci(),
-        "CI=true but PyMISP is missing at {} (.ci/run creates target/pymisp-venv)",
-        python.display()
-    );
-    notice(&format!(
-        "NOTICE: PyMISP check skipped: no PyMISP at {} (python3 -m venv target/pymisp-venv && \
-         target/pymisp-venv/bin/pip install pymisp)",
-        python.display()
-    ));
-    None
+    crate::common::python_with("pymisp")
 }
 
 struct Feeds {
@@ -85,7 +50,7 @@ impl Feeds {
             "--api-key",
             DEMO_API_KEY,
             "--feeds",
-            "nod,noh,domainrisk,domainhotlist",
+            "nod,noh,domainrisk,domainhotlist,iprisk",
             "--feeds-dir",
             dir,
             "--feeds-token",
@@ -238,14 +203,48 @@ async fn served_feeds_load_in_pymisp_agree_with_their_hashes_and_survive_a_resta
             json!({"domain": "abyevrs04.icu", "overall_risk": 100}),
         )],
     );
+    // The IP feeds: the fake's synthetic lines, with their documented fields.
+    api.push_feed_lines(
+        "iprisk",
+        minutes_ago(30),
+        domaintools_fake::synthetic_ip_feed_lines("iprisk"),
+    );
     let fake = api.spawn().await.expect("fake");
     let dir = tempfile::tempdir().expect("tempdir");
-    let filters = ["--feeds-risk-min", "overall=50"];
+    // Patterns that keep every domain pushed: they must not reach the IP feeds.
+    let filters = [
+        "--feeds-risk-min",
+        "overall=50",
+        "--feeds-domains",
+        "*.de,*.xyz,upper*,*.example,*.com,*.online,*.icu",
+    ];
     let feeds = Feeds::start(&fake.base_url(), dir.path(), &filters).await;
 
     let manifest = feeds.manifest_with("nod", 2).await;
     feeds.manifest_with("noh", 1).await;
     feeds.manifest_with("domainrisk", 1).await;
+
+    // The pollers' metrics.
+    let metric = |name: &'static str| feeds.server.metric(&feeds.http, name);
+    assert_eq!(
+        metric("misp_domaintools_feed_lines_total{feed=\"nod\"}").await,
+        5.0,
+        "every nod line read is counted"
+    );
+    assert!(metric("misp_domaintools_feed_buckets_sealed_total{feed=\"nod\"}").await >= 2.0);
+    let last = metric("misp_domaintools_feed_last_success_timestamp_seconds{feed=\"noh\"}").await;
+    assert!(
+        (last - Utc::now().timestamp() as f64).abs() < 60.0,
+        "the last successful poll is recent: {last}"
+    );
+    assert_eq!(
+        metric("misp_domaintools_feed_leader{feed=\"domainhotlist\"}").await,
+        1.0
+    );
+    assert_eq!(
+        metric("misp_domaintools_feed_poll_failures_total").await,
+        0.0
+    );
 
     // Token: none, wrong, right.
     let url = format!("{}/feeds/nod/manifest.json", feeds.server.url);
@@ -315,6 +314,25 @@ async fn served_feeds_load_in_pymisp_agree_with_their_hashes_and_survive_a_resta
         risk[0]["Event"]["Attribute"][0]["comment"],
         "overall risk 72, malware risk 72, phishing risk 1, spam risk 1, proximity risk 67"
     );
+    let ips = feeds
+        .download("iprisk", &download.path().join("iprisk"))
+        .await;
+    let expected: BTreeSet<String> = domaintools_fake::synthetic_ip_feed_lines("iprisk")
+        .iter()
+        .map(|line| line["ip"].as_str().expect("ip").to_owned())
+        .collect();
+    assert_eq!(
+        values(&ips),
+        expected,
+        "every IP, the domain patterns not applied"
+    );
+    for attribute in ips[0]["Event"]["Attribute"].as_array().expect("attributes") {
+        assert_eq!(attribute["type"], "ip-dst");
+    }
+    assert_eq!(
+        ips[0]["Event"]["Tag"][0]["name"],
+        "domaintools:feed=\"iprisk\""
+    );
     let hotlist = feeds.text("/feeds/domainhotlist/freetext.txt").await;
     assert_eq!(hotlist, "abyevrs04.icu\n");
     // The risk minimum went to DomainTools with the risk feeds only, and no poll sent `top`.
@@ -326,11 +344,18 @@ async fn served_feeds_load_in_pymisp_agree_with_their_hashes_and_survive_a_resta
             .any(|(k, v)| k == "overall_min" && v == "50");
         let scored = request.path.contains("domainrisk") || request.path.contains("hotlist");
         assert_eq!(has_min, scored, "{}", request.path);
+        let patterned = request.params.iter().any(|(k, _)| k == "domain");
+        assert_eq!(
+            patterned,
+            !request.path.contains("/iprisk/"),
+            "{}",
+            request.path
+        );
         assert!(request.params.iter().all(|(name, _)| name != "top"));
     }
 
     if let Some(python) = pymisp_python() {
-        for feed in ["nod", "noh", "domainrisk"] {
+        for feed in ["nod", "noh", "domainrisk", "iprisk"] {
             let summary = check_with_pymisp(&python, &download.path().join(feed));
             assert!(summary["events"].as_u64() > Some(0), "{feed}: {summary}");
         }
@@ -477,16 +502,7 @@ impl Drop for Redis {
 /// (half the calls two pollers would make), and when it dies the other takes over.
 #[tokio::test]
 async fn two_replicas_poll_each_cursor_once() {
-    let installed = Command::new("redis-server")
-        .arg("--version")
-        .output()
-        .is_ok_and(|output| output.status.success());
-    if !installed {
-        assert!(
-            !in_ci(),
-            "redis-server must be installed in CI (.ci/run installs it)"
-        );
-        notice("NOTICE: redis-server is not installed: skipping the feed replicas test");
+    if !crate::common::redis_present() {
         return;
     }
     let port = crate::common::child::free_port();
@@ -530,6 +546,12 @@ async fn two_replicas_poll_each_cursor_once() {
         (1..=7).contains(&calls),
         "{calls} nod polls in 5 s from two replicas"
     );
+
+    // Exactly one of them says it leads each cursor.
+    let leader = "misp_domaintools_feed_leader{feed=\"nod\"}";
+    let leaders = first.server.metric(&first.http, leader).await
+        + second.server.metric(&second.http, leader).await;
+    assert_eq!(leaders, 1.0, "one leader per cursor");
 
     // The poller dies; within the lease (3 s) the other polls, and serves what it sealed.
     drop(first);

@@ -11,18 +11,11 @@ use base64::Engine as _;
 use serde_json::Value;
 
 use crate::common::opencti::{
-    enrichment_message, settings_with, start, BrokerInfo, FakeOpencti, PlatformQueues,
-    CONNECTOR_ID, CONNECTOR_USER_ID,
+    enrichment_message, fake_domaintools, settings_with, start, BrokerInfo, FakeOpencti,
+    PlatformQueues, CONNECTOR_ID, CONNECTOR_USER_ID,
 };
 use crate::common::rabbitmq::{RabbitMq, PASS, USER as BROKER_USER};
 use crate::common::server::{KEY, USER};
-use domaintools_fake::{FakeApi, RunningFake};
-
-async fn fake_domaintools() -> (FakeApi, RunningFake) {
-    let fake = FakeApi::new().with_user(USER, KEY);
-    let running = fake.spawn().await.unwrap();
-    (fake, running)
-}
 
 fn broker_info(rabbit: &RabbitMq) -> BrokerInfo {
     BrokerInfo {
@@ -288,4 +281,74 @@ fn the_split_is_pycti_s_own() {
             "{name}: same bundles, same order"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn amqps_behind_a_corporate_ca_needs_the_ca_file() {
+    use domaintools::ExtraRoots;
+    use misp_domaintools::opencti::amqp::Broker;
+    use misp_domaintools::opencti::graphql::BrokerConnection;
+    let ca = crate::common::tls::TestCa::new();
+    let Some(rabbit) = RabbitMq::start_with_tls(&ca.server_cert()) else {
+        return;
+    };
+    let tls_port = rabbit.tls_port.unwrap();
+    let tls = BrokerConnection {
+        host: "127.0.0.1".to_owned(),
+        vhost: "/".to_owned(),
+        use_ssl: true,
+        port: tls_port,
+        user: BROKER_USER.to_owned(),
+        pass: PASS.into(),
+    };
+    // Without the CA: refused, with the reason and without the password.
+    let refused = Broker::new(tls.clone(), &ExtraRoots::none())
+        .connect("test")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(refused.contains("certificate"), "{refused}");
+    assert!(!refused.contains(PASS), "{refused}");
+
+    // With it: the whole work over AMQPS (listen queue and push queue), while the platform's
+    // side of the test uses the plain port.
+    let broker = broker_info(&rabbit);
+    let platform = FakeOpencti::start_release("6.9.17", Some(broker.clone()), None).await;
+    platform.add_observable("entity-google", "Domain-Name", "google.com", None);
+    let queues = PlatformQueues::declare(&broker, CONNECTOR_ID).await;
+    let (_fake, dt) = fake_domaintools().await;
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = ca.write_pem(dir.path());
+    let tls_port = tls_port.to_string();
+    let connector = start(
+        settings_with(
+            &platform,
+            &[
+                "--ca-file",
+                ca_file.to_str().unwrap(),
+                "--mq-port",
+                &tls_port,
+                "--mq-use-ssl",
+                "true",
+            ],
+        ),
+        &dt.base_url(),
+        USER,
+        KEY,
+    );
+    queues
+        .publish_work(&enrichment_message(
+            "work-amqps",
+            "entity-google",
+            "Domain-Name",
+        ))
+        .await;
+    let processed = processed_within(&platform, "work-amqps", Duration::from_secs(20)).await;
+    assert_eq!(processed["inError"], false, "{processed}");
+    assert!(
+        !queues.take_pushed().await.is_empty(),
+        "the bundles went out on the TLS connection"
+    );
+    connector.stop().await.unwrap();
+    queues.close().await;
 }

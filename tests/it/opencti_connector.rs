@@ -3,19 +3,14 @@
 //! gate, enrichments pushed with stixBundlePush, and every failure closing its work in error.
 
 use crate::common::opencti::{
-    enrichment_message, post_callback, settings, start, FakeOpencti, CONNECTOR_ID, TOKEN,
+    enrichment_message, fake_domaintools, post_callback, settings, start, FakeOpencti,
+    CONNECTOR_ID, TOKEN,
 };
 use crate::common::server::{KEY, USER};
 use crate::common::stix_check::check_with_stix2;
-use domaintools_fake::{FakeApi, Fault, RunningFake};
+use domaintools_fake::Fault;
 use misp_domaintools::stix::{ids, Tlp, OPENCTI_SCO_EXTENSION};
 use serde_json::{json, Value};
-
-async fn fake_domaintools() -> (FakeApi, RunningFake) {
-    let fake = FakeApi::new().with_user(USER, KEY);
-    let running = fake.spawn().await.unwrap();
-    (fake, running)
-}
 
 /// The bundle of the only push about `work_id`.
 fn pushed_bundle(platform: &FakeOpencti, work_id: &str) -> Value {

@@ -11,12 +11,11 @@ use misp_domaintools::opencti::graphql::{requests, Release};
 use serde_json::{json, Value};
 
 use crate::common::opencti::{
-    enrichment_message, post_callback, settings, settings_with, start, FakeOpencti, CONNECTOR_ID,
-    TOKEN,
+    enrichment_message, fake_domaintools, post_callback, settings, settings_with, start,
+    FakeOpencti, CONNECTOR_ID, TOKEN,
 };
 use crate::common::opencti_schema::{self, RELEASES};
 use crate::common::server::{KEY, USER};
-use domaintools_fake::{FakeApi, RunningFake};
 
 /// The releases tried: the six schemas read, and a 7.x version (pycti 7's).
 const ALL: [&str; 7] = [
@@ -29,14 +28,9 @@ const ALL: [&str; 7] = [
     "7.260817.0",
 ];
 
-async fn fake_domaintools() -> (FakeApi, RunningFake) {
-    let fake = FakeApi::new().with_user(USER, KEY);
-    let running = fake.spawn().await.unwrap();
-    (fake, running)
-}
-
 fn registration(callback: Option<&str>) -> requests::Registration {
     requests::Registration {
+        kind: requests::ConnectorType::InternalEnrichment,
         id: CONNECTOR_ID.to_owned(),
         name: "DomainTools".to_owned(),
         scope: vec!["Domain-Name".to_owned(), "IPv4-Addr".to_owned()],
@@ -78,6 +72,35 @@ fn every_request(release: Release) -> Vec<(&'static str, requests::Request)> {
             requests::work_processed("work-1", "done", false),
         ),
         ("addExpectations", requests::add_expectations("work-1", 17)),
+        (
+            "workAdd",
+            requests::work_add(CONNECTOR_ID, "DomainTools Feeds"),
+        ),
+        (
+            "register (external import)",
+            requests::register(
+                release,
+                &requests::Registration {
+                    kind: requests::ConnectorType::ExternalImport,
+                    scope: vec!["Domain-Name".to_owned(), "Indicator".to_owned()],
+                    auto: false,
+                    playbook_compatible: false,
+                    ..registration(None)
+                },
+            ),
+        ),
+        (
+            "ping (runs)",
+            requests::ping_with_runs(
+                release,
+                CONNECTOR_ID,
+                Some(r#"{"feeds":{}}"#),
+                &requests::Runs {
+                    last: Some("2026-12-01T22:00:00Z".to_owned()),
+                    next: Some("2026-12-01T22:05:00Z".to_owned()),
+                },
+            ),
+        ),
         ("stixCyberObservable", requests::read_observable("entity-1")),
         (
             "playbookStepExecution",

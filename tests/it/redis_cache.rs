@@ -7,11 +7,12 @@
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use domaintools_fake::FakeApi;
+use domaintools_fake::{FakeApi, Fault};
 use serde_json::{json, Value};
 
 use crate::common::child::{free_port, ChildServer};
-use crate::common::server::sum_metric;
+use crate::common::redis_present;
+use crate::common::server::{sum_metric, TestFake, TestServer};
 
 const USER: &str = "replica-test";
 const KEY: &str = "SECRET-replica-key-42";
@@ -24,14 +25,6 @@ impl Drop for Process {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn redis_installed() -> bool {
-    Command::new("redis-server")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
 }
 
 async fn wait_for(what: &str, mut ready: impl FnMut() -> bool) {
@@ -136,19 +129,6 @@ async fn metric(http: &reqwest::Client, port: u16, prefix: &str) -> f64 {
     sum_metric(&text, prefix)
 }
 
-/// Whether the test can run: false (with a notice) without `redis-server`, a failure in CI.
-fn redis_present() -> bool {
-    if redis_installed() {
-        return true;
-    }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "redis-server must be installed in CI (.ci/run installs it)"
-    );
-    eprintln!("redis-server is not installed: skipping a shared-cache test");
-    false
-}
-
 async fn started_redis() -> (Process, u16) {
     let redis_port = free_port();
     let redis = start_redis(redis_port);
@@ -164,8 +144,11 @@ async fn replicas_share_one_redis_and_survive_its_loss() {
     if !redis_present() {
         return;
     }
-    let fake = FakeApi::new().with_user(USER, KEY);
-    let running = fake.spawn().await.unwrap();
+    let running = TestServer::builder()
+        .fake(FakeApi::new().with_user(USER, KEY))
+        .start_fake()
+        .await;
+    let fake = running.fake.clone();
     let (redis, redis_port) = started_redis().await;
 
     let http = reqwest::Client::builder()
@@ -287,8 +270,11 @@ async fn forged_foreign_and_oversized_entries_are_refused_and_counted() {
     if !redis_present() {
         return;
     }
-    let fake = FakeApi::new().with_user(USER, KEY);
-    let running = fake.spawn().await.unwrap();
+    let running = TestServer::builder()
+        .fake(FakeApi::new().with_user(USER, KEY))
+        .start_fake()
+        .await;
+    let fake = running.fake.clone();
     let (_redis, redis_port) = started_redis().await;
     let patient =
         redis::AsyncConnectionConfig::new().set_response_timeout(Some(Duration::from_secs(20)));
@@ -409,19 +395,16 @@ async fn forged_foreign_and_oversized_entries_are_refused_and_counted() {
 
 /// Three replicas in front of one Redis and one fake API, with an account allowed `per_minute`
 /// Iris Investigate calls a minute.
-async fn three_replicas(
-    per_minute: u32,
-) -> (
-    FakeApi,
-    domaintools_fake::RunningFake,
-    Process,
-    u16,
-    Vec<ChildServer>,
-) {
-    let fake = FakeApi::new()
-        .with_user(USER, KEY)
-        .with_per_minute_limit("iris-investigate", per_minute);
-    let running = fake.spawn().await.unwrap();
+async fn three_replicas(per_minute: u32) -> (FakeApi, TestFake, Process, u16, Vec<ChildServer>) {
+    let running = TestServer::builder()
+        .fake(
+            FakeApi::new()
+                .with_user(USER, KEY)
+                .with_per_minute_limit("iris-investigate", per_minute),
+        )
+        .start_fake()
+        .await;
+    let fake = running.fake.clone();
     let (redis, redis_port) = started_redis().await;
     let mut replicas = Vec::new();
     for _ in 0..3 {
@@ -621,8 +604,10 @@ async fn an_acl_user_in_the_url_is_used_and_never_shown() {
         return;
     }
     const PASSWORD: &str = "SECRET-redis-acl-password";
-    let fake = FakeApi::new().with_user(USER, KEY);
-    let running = fake.spawn().await.unwrap();
+    let running = TestServer::builder()
+        .fake(FakeApi::new().with_user(USER, KEY))
+        .start_fake()
+        .await;
     let port = free_port();
     let password_rule = format!(">{PASSWORD}");
     // The default user is off: only `replica`, with its password, may use this Redis.
@@ -682,4 +667,204 @@ async fn an_acl_user_in_the_url_is_used_and_never_shown() {
         assert!(!output.contains(PASSWORD), "{output}");
         assert!(!output.contains(CACHE_SECRET), "{output}");
     }
+}
+
+#[tokio::test]
+async fn a_tls_redis_behind_a_corporate_ca_needs_the_ca_file() {
+    if !redis_present() {
+        return;
+    }
+    const PASSWORD: &str = "SECRET-tls-redis-password";
+    let running = TestServer::builder()
+        .fake(FakeApi::new().with_user(USER, KEY))
+        .start_fake()
+        .await;
+    let fake = running.fake.clone();
+    let ca = crate::common::tls::TestCa::new();
+    let server = ca.server_cert();
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("redis.crt"), dir.path().join("redis.key"));
+    std::fs::write(&cert, &server.cert_pem).unwrap();
+    std::fs::write(&key, &server.key_pem).unwrap();
+    let ca_file = ca.write_pem(dir.path());
+    let ca_file = ca_file.to_str().unwrap();
+    let tls_port = free_port();
+    // TLS only: `--port 0` closes the plain port, so nothing can reach it in clear.
+    let _redis = start_redis_with(
+        0,
+        &[
+            "--tls-port",
+            &tls_port.to_string(),
+            "--tls-cert-file",
+            cert.to_str().unwrap(),
+            "--tls-key-file",
+            key.to_str().unwrap(),
+            "--tls-auth-clients",
+            "no",
+            "--requirepass",
+            PASSWORD,
+        ],
+    );
+    wait_for("redis over TLS", || {
+        std::net::TcpStream::connect(("127.0.0.1", tls_port)).is_ok()
+    })
+    .await;
+    let url = format!("rediss://:{PASSWORD}@127.0.0.1:{tls_port}/0");
+
+    // The feed leases' Redis (`--feeds-lock-url`) trusts the same roots.
+    let lock_url = domaintools::SecretString::from(url.clone());
+    let lease = Duration::from_secs(5);
+    let roots = domaintools::ExtraRoots::from_pem(ca.pem().as_bytes()).unwrap();
+    let leases = misp_domaintools::feeds::leader::Leases::connect(&lock_url, &roots, lease)
+        .await
+        .unwrap();
+    assert!(
+        leases.hold("tls-test-cursor").await,
+        "the lease is taken over TLS"
+    );
+    let refused = misp_domaintools::feeds::leader::Leases::connect(
+        &lock_url,
+        &domaintools::ExtraRoots::none(),
+        lease,
+    )
+    .await
+    .unwrap_err();
+    let refused = format!("{refused:#}");
+    assert!(refused.contains("certificate"), "{refused}");
+    assert!(!refused.contains(PASSWORD), "{refused}");
+
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap();
+    let with_ca = ["--ca-file", ca_file];
+    let a = start_replica_at(&running.base_url(), &url, CACHE_SECRET, &with_ca).await;
+    let b = start_replica_at(&running.base_url(), &url, CACHE_SECRET, &with_ca).await;
+    let untrusting = start_replica_at(&running.base_url(), &url, CACHE_SECRET, &[]).await;
+
+    // Trusted: A's answer reaches B through the TLS Redis, one call upstream.
+    let first = query(&http, a.port, "google.com").await;
+    assert_eq!(first["results"].as_array().unwrap().len(), 61, "{first}");
+    let started = Instant::now();
+    loop {
+        let second = query(&http, b.port, "google.com").await;
+        assert_eq!(second["results"], first["results"]);
+        let hit = "misp_domaintools_cache_lookups_total{layer=\"redis\",result=\"hit\"}";
+        if metric(&http, b.port, hit).await >= 1.0 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "replica B never found A's answer in the TLS Redis"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(fake.calls_to("/v1/iris-investigate/"), 1);
+    for replica in [&a, &b] {
+        assert_eq!(
+            metric(&http, replica.port, "misp_domaintools_cache_errors_total").await,
+            0.0,
+            "no Redis failure with the CA"
+        );
+    }
+
+    // Not trusted: Redis is refused, the lookup is answered from DomainTools all the same,
+    // and the log says why without the password.
+    let reply = query(&http, untrusting.port, "amazon.com").await;
+    assert!(reply.get("error").is_none(), "{reply}");
+    assert!(!reply["results"].as_array().unwrap().is_empty(), "{reply}");
+    assert_eq!(fake.calls_to("/v1/iris-investigate/"), 2);
+    assert!(
+        metric(
+            &http,
+            untrusting.port,
+            "misp_domaintools_cache_errors_total"
+        )
+        .await
+            >= 1.0
+    );
+    let output = untrusting.stop_and_collect();
+    let refusal = output
+        .lines()
+        .find(|line| line.contains("shared cache (Redis) unavailable"))
+        .unwrap_or_else(|| panic!("no Redis failure logged:\n{output}"));
+    assert!(
+        refusal.to_lowercase().contains("certificate"),
+        "the reason names the certificate: {refusal}"
+    );
+    for replica in [a, b] {
+        let text = replica.stop_and_collect();
+        assert!(!text.contains(PASSWORD), "{text}");
+    }
+    assert!(!output.contains(PASSWORD), "{output}");
+    assert!(!output.contains(CACHE_SECRET), "{output}");
+}
+
+#[tokio::test]
+async fn a_503_pause_on_one_replica_pauses_the_others() {
+    if !redis_present() {
+        return;
+    }
+    let running = TestServer::builder()
+        .fake(FakeApi::new().with_user(USER, KEY))
+        .start_fake()
+        .await;
+    let fake = running.fake.clone();
+    let (_redis, redis_port) = started_redis().await;
+    // No limit is learned: a 503 is all the replicas know of the account's limit.
+    let off = ["--rate-limits", "off"];
+    let a = start_replica_with(&running.base_url(), redis_port, CACHE_SECRET, &off).await;
+    let b = start_replica_with(&running.base_url(), redis_port, CACHE_SECRET, &off).await;
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap();
+    let mut redis = redis::Client::open(format!("redis://127.0.0.1:{redis_port}/0"))
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+
+    // A meets a 503 without Retry-After: it pauses (2 s) and tries again within its budget.
+    fake.inject("/v1/iris-investigate", Fault::RateLimited, Some(1));
+    let asked_a = tokio::spawn({
+        let http = http.clone();
+        let port = a.port;
+        async move { query(&http, port, "google.com").await }
+    });
+    let started = Instant::now();
+    loop {
+        let pauses: Vec<String> = redis::cmd("KEYS")
+            .arg("misp-domaintools:v2:pause:*")
+            .query_async(&mut redis)
+            .await
+            .unwrap();
+        if !pauses.is_empty() {
+            assert!(
+                !pauses.iter().any(|key| key.contains(USER)),
+                "the key names no account: {pauses:?}"
+            );
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "replica A never shared its pause"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+
+    // B never met a 503 and knows no limit, yet it waits for the end of A's pause.
+    let reply = query(&http, b.port, "amazon.com").await;
+    assert!(reply.get("error").is_none(), "{reply}");
+    assert!(!reply["results"].as_array().unwrap().is_empty(), "{reply}");
+    let waited = "misp_domaintools_rate_limit_wait_seconds_count";
+    assert!(
+        metric(&http, b.port, waited).await >= 1.0,
+        "replica B did not wait for the pause replica A shared"
+    );
+    let reply = asked_a.await.unwrap();
+    assert!(reply.get("error").is_none(), "{reply}");
+    assert!(metric(&http, a.port, waited).await >= 1.0);
 }

@@ -11,7 +11,6 @@ use axum::routing::any;
 use axum::Router;
 use domaintools_fake::{FakeApi, Fault};
 use serde_json::{json, Value};
-use tower::ServiceExt;
 
 use crate::common::child::ChildServer;
 use crate::common::server::{config, options, TestServer, KEY, USER};
@@ -293,8 +292,7 @@ async fn no_secret_in_help_errors_or_logs_and_secrets_can_come_from_files() {
 
     // The key from a file (as Docker and Kubernetes mount secrets), the API URL with a
     // password: it works, and the logs hold neither.
-    let fake = FakeApi::new().with_user(USER, KEY);
-    let running = fake.spawn().await.unwrap();
+    let running = TestServer::builder().start_fake().await;
     let dir = std::env::temp_dir().join(format!("mdt-secret-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let key_file = dir.join("api_key");
@@ -362,13 +360,15 @@ async fn request_text_in_logs_is_escaped_and_cut() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sighup_is_a_graceful_shutdown() {
     let fake = FakeApi::new().with_user(USER, KEY);
-    let running = fake.spawn().await.unwrap();
     fake.inject(
         "/v1/iris-investigate/",
         Fault::Slow(Duration::from_secs(2)),
         None,
     );
-    let mut server = ChildServer::start(&["--api-url", &running.base_url()], &[]).await;
+    let mut server = TestServer::builder()
+        .fake(fake.clone())
+        .child(&[], &[])
+        .await;
     let client = reqwest::Client::builder().no_proxy().build().unwrap();
     let url = format!("{}/query", server.url);
     let in_flight = tokio::spawn(async move {
@@ -404,49 +404,8 @@ async fn sighup_is_a_graceful_shutdown() {
 /// A loopback HTTPS server in front of the fake API, with a certificate for 127.0.0.1 signed
 /// by a CA made here; returns its base URL and the CA's PEM.
 async fn tls_fake(fake: &FakeApi) -> (String, String) {
-    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(DnType::CommonName, "TLS-inspecting proxy CA (test)");
-    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
-    let server_key = KeyPair::generate().unwrap();
-    let server_cert = CertificateParams::new(vec!["127.0.0.1".to_owned()])
-        .unwrap()
-        .signed_by(&server_key, &ca)
-        .unwrap();
-    let tls = tokio_rustls::rustls::ServerConfig::builder()
-        .with_no_client_auth()
-        .with_single_cert(
-            vec![server_cert.der().clone()],
-            tokio_rustls::rustls::pki_types::PrivateKeyDer::Pkcs8(
-                server_key.serialize_der().into(),
-            ),
-        )
-        .unwrap();
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("https://{}", listener.local_addr().unwrap());
-    let app = fake.router();
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            let (acceptor, app) = (acceptor.clone(), app.clone());
-            tokio::spawn(async move {
-                let Ok(tls) = acceptor.accept(stream).await else {
-                    return;
-                };
-                let service = hyper_util::service::TowerToHyperService::new(app.map_request(
-                    |r: axum::http::Request<hyper::body::Incoming>| r.map(axum::body::Body::new),
-                ));
-                let _ = hyper_util::server::conn::auto::Builder::new(
-                    hyper_util::rt::TokioExecutor::new(),
-                )
-                .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
-                .await;
-            });
-        }
-    });
+    let ca = crate::common::tls::TestCa::new();
+    let (url, _serving) = crate::common::tls::serve_https(fake.router(), &ca).await;
     (url, ca.pem())
 }
 

@@ -5,8 +5,9 @@ Usage: check_bundle.py BUNDLE.json
 
 - stix2.parse(..., allow_custom=True) must accept the bundle and every object in it;
 - every SCO id is recomputed by stix2 from the id-contributing property and must match;
-- identity and relationship ids are recomputed with pycti's rules (UUIDv5 over the
-  stix2-canonicalized name/class, or type/source/target/start/stop);
+- identity, relationship and indicator ids are recomputed with pycti's rules (UUIDv5 over the
+  stix2-canonicalized name/class, type/source/target/start/stop, or pattern);
+- an indicator's validity ends after it starts;
 - ids are unique, references resolve inside the bundle, no relationship points at its source,
   and every object the enrichment created carries a TLP marking.
 
@@ -37,6 +38,7 @@ TLP_IDS = {
 SCO_CLASSES = {
     "domain-name": (stix2.DomainName, "value"),
     "ipv4-addr": (stix2.IPv4Address, "value"),
+    "ipv6-addr": (stix2.IPv6Address, "value"),
     "email-addr": (stix2.EmailAddress, "value"),
     "autonomous-system": (stix2.AutonomousSystem, "number"),
 }
@@ -122,6 +124,21 @@ def main(path):
                 errors.append("%s: relationship to itself" % oid)
             if not obj.get("object_marking_refs"):
                 errors.append("%s: relationship without a marking" % oid)
+        elif kind == "indicator":
+            expected = pycti_id("indicator", {"pattern": obj["pattern"].strip()})
+            recomputed += 1
+            if expected != oid:
+                errors.append("%s: pycti computes %s" % (oid, expected))
+            if obj.get("created_by_ref") not in known:
+                errors.append("%s: author %s not in the bundle" % (oid, obj.get("created_by_ref")))
+            if not obj.get("object_marking_refs"):
+                errors.append("%s: indicator without a marking" % oid)
+            if "x_opencti_score" in obj:
+                errors.append("%s: the score belongs in OpenCTI's extension only" % oid)
+            parsed_indicator = next(o for o in parsed.objects if o.id == oid)
+            until = parsed_indicator.get("valid_until")
+            if until is not None and until <= parsed_indicator.valid_from:
+                errors.append("%s: valid_until is not after valid_from" % oid)
         else:
             errors.append("%s: unexpected type %s" % (oid, kind))
         for marking in obj.get("object_marking_refs", []):

@@ -28,7 +28,8 @@ use serde_json::{Map, Value};
 use super::answer::{Answer, Envelope, NDJSON};
 use super::params::Params;
 
-/// Every feed path the fake serves (the IP feeds start empty: no body was ever recorded).
+/// Every feed path the fake serves (no IP feed body was ever recorded: their demo lines are
+/// synthetic, [`synthetic_ip_lines`]).
 pub const FEEDS: &[&str] = &[
     "nod",
     "nad",
@@ -103,6 +104,80 @@ pub fn recorded_lines(feed: &str) -> Vec<Map<String, Value>> {
             _ => None,
         })
         .collect()
+}
+
+/// Lines for the IP feeds built from their documented fields (reference
+/// `ip_feeds_FIELDS_ONLY.md`: the keys XSOAR's DomainTools feed reads), with addresses from the
+/// documentation ranges (RFC 5737, RFC 3849) and AS numbers from RFC 5398: nothing real.
+/// Empty for any other feed.
+pub fn synthetic_ip_lines(feed: &str) -> Vec<Map<String, Value>> {
+    let hot = match feed {
+        "iprisk" => false,
+        "iphotlist" => true,
+        _ => return Vec::new(),
+    };
+    let addresses = [
+        ("192.0.2.10", "US", "Example Hosting", 64496),
+        ("192.0.2.77", "US", "Example Hosting", 64496),
+        ("198.51.100.23", "DE", "Beispiel Netz", 64497),
+        ("203.0.113.5", "NL", "Voorbeeld Cloud", 64498),
+        ("203.0.113.200", "FR", "Exemple Réseau", 64499),
+        ("2001:db8::53", "JP", "Example IPv6", 64500),
+    ];
+    addresses
+        .iter()
+        .enumerate()
+        .map(|(index, (ip, country, organization, asn))| {
+            // Deterministic, varied numbers; the hotlist's are the high ones.
+            let base = if hot { 70 } else { 5 } + (index as u64 * 7) % 25;
+            let mut line = Map::new();
+            let mut put = |key: &str, value: Value| {
+                line.insert(key.to_owned(), value);
+            };
+            put("ip", Value::from(*ip));
+            put("asn", Value::from(*asn));
+            put("organization", Value::from(*organization));
+            put("city", Value::from("Example City"));
+            put("country", Value::from(*country));
+            put("latitude", Value::from(10.5 + index as f64));
+            put("longitude", Value::from(-20.25 - index as f64));
+            put("pdns_resolutions", Value::from(100 + index as u64 * 13));
+            put("bad_pdns_resolutions", Value::from(base / 2));
+            put("total_domains", Value::from(40 + index as u64));
+            put("zerolist_domains", Value::from(index as u64 % 3));
+            put("zerolist_ip", Value::from(false));
+            put("third_party_threats", Value::from(index as u64 % 4));
+            put("all_threats_combined_count", Value::from(base / 3));
+            for key in [
+                "all_threats_combined_percent",
+                "all_threats_percent",
+                "combined_phishing_percent",
+                "combined_malware_percent",
+                "combined_spam_percent",
+                "percent_phishing",
+                "percent_malware",
+                "percent_spam",
+            ] {
+                put(key, Value::from(base.min(99)));
+            }
+            for kind in ["malicious", "compromised", "predicted"] {
+                for threat in ["phishing", "malware", "spam"] {
+                    put(&format!("{kind}_{threat}"), Value::from(base / 10));
+                }
+            }
+            line
+        })
+        .collect()
+}
+
+/// What demo mode replays for `feed`: its recorded lines, or the IP feeds' synthetic ones.
+fn replay_lines(feed: &str) -> Vec<Map<String, Value>> {
+    let recorded = recorded_lines(feed);
+    if recorded.is_empty() {
+        synthetic_ip_lines(feed)
+    } else {
+        recorded
+    }
 }
 
 #[derive(Debug)]
@@ -197,7 +272,7 @@ impl Store {
             self.replay = Some(replay);
             let step = TimeDelta::from_std(replay.interval).unwrap_or(TimeDelta::seconds(60));
             for feed in FEEDS {
-                let recorded = recorded_lines(feed);
+                let recorded = replay_lines(feed);
                 if recorded.is_empty() {
                     continue;
                 }
@@ -431,6 +506,72 @@ mod tests {
             );
         }
         assert!(recorded_lines("iprisk").is_empty());
+    }
+
+    #[test]
+    fn the_ip_feeds_replay_synthetic_lines_with_their_documented_fields() {
+        const DOCUMENTED: [&str; 32] = [
+            "ip",
+            "asn",
+            "organization",
+            "city",
+            "country",
+            "latitude",
+            "longitude",
+            "pdns_resolutions",
+            "bad_pdns_resolutions",
+            "total_domains",
+            "zerolist_domains",
+            "zerolist_ip",
+            "third_party_threats",
+            "all_threats_combined_count",
+            "all_threats_combined_percent",
+            "all_threats_percent",
+            "combined_phishing_percent",
+            "combined_malware_percent",
+            "combined_spam_percent",
+            "malicious_phishing",
+            "malicious_malware",
+            "malicious_spam",
+            "percent_phishing",
+            "percent_malware",
+            "percent_spam",
+            "compromised_phishing",
+            "compromised_malware",
+            "compromised_spam",
+            "predicted_phishing",
+            "predicted_malware",
+            "predicted_spam",
+            "timestamp",
+        ];
+        for feed in ["iprisk", "iphotlist"] {
+            let lines = synthetic_ip_lines(feed);
+            assert!(!lines.is_empty(), "{feed}");
+            for line in &lines {
+                let ip = line["ip"].as_str().expect("ip");
+                assert!(ip.parse::<std::net::IpAddr>().is_ok(), "{ip}");
+                for key in line.keys() {
+                    assert!(
+                        DOCUMENTED.contains(&key.as_str()),
+                        "{feed}: {key} is undocumented"
+                    );
+                }
+                assert_eq!(
+                    line.len(),
+                    DOCUMENTED.len() - 1,
+                    "every field but timestamp"
+                );
+            }
+            let mut store = Store::default();
+            store.set_replay(Duration::from_secs(60));
+            let now = Utc::now();
+            store.advance(now);
+            assert!(!store.lines[feed].is_empty(), "{feed} replays in demo mode");
+            assert!(store.lines[feed]
+                .iter()
+                .all(|line| line.object["timestamp"].is_string()));
+        }
+        assert!(synthetic_ip_lines("nod").is_empty());
     }
 
     #[test]

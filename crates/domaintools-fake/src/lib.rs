@@ -91,6 +91,12 @@ pub fn recorded_feed_lines(feed: &str) -> Vec<serde_json::Map<String, serde_json
     feeds::recorded_lines(feed)
 }
 
+/// The synthetic lines of the IP feeds (`iprisk`, `iphotlist`; empty for any other), built from
+/// their documented fields since no answer was ever recorded; `--demo` replays them.
+pub fn synthetic_ip_feed_lines(feed: &str) -> Vec<serde_json::Map<String, serde_json::Value>> {
+    feeds::synthetic_ip_lines(feed)
+}
+
 /// Username of the account the fake accepts out of the box (used by `--demo`).
 pub const DEMO_USERNAME: &str = "demo";
 /// API key of [`DEMO_USERNAME`]; public on purpose, it opens nothing but the fake.

@@ -17,6 +17,7 @@ use secrecy::ExposeSecret;
 
 use super::auth::Credentials;
 use crate::metrics::{CacheLayer, CacheLookup, CacheRejection, ClientMetrics};
+use crate::tls::ExtraRoots;
 
 /// Groups of endpoints that share a cache lifetime.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -198,6 +199,7 @@ impl ResponseCache {
     pub fn new(
         config: &CacheConfig,
         max_entry_bytes: usize,
+        roots: &ExtraRoots,
         metrics: ClientMetrics,
     ) -> Result<Self, String> {
         let memory = (config.max_bytes > 0).then(|| {
@@ -215,6 +217,7 @@ impl ResponseCache {
                     url.expose_secret(),
                     secret.expose_secret().as_bytes(),
                     max_entry_bytes,
+                    roots,
                     metrics.clone(),
                 )?);
                 redis.warm_up();
@@ -378,6 +381,29 @@ impl ResponseCache {
         });
     }
 
+    /// Tells the other replicas about a 503 pause of `account`'s `product` (limit unknown),
+    /// in the background: a key that expires when the pause ends, extended, never shortened.
+    pub(crate) fn shared_pause(&self, account: &str, product: &str, pause: Duration) {
+        let Some(redis) = self.redis.clone() else {
+            return;
+        };
+        let key = pause_key(account, product);
+        let millis = pause.as_millis().max(1) as f64;
+        tokio::spawn(async move {
+            let _: Option<i64> = redis.script(PAUSE, &key, &[millis]).await;
+        });
+    }
+
+    /// What is left of a 503 pause another replica shared (zero: none); `None` when there
+    /// is no Redis or it is away.
+    pub(crate) async fn shared_pause_left(&self, account: &str, product: &str) -> Option<Duration> {
+        let redis = self.redis.as_ref()?;
+        let left: i64 = redis
+            .script(PAUSE_LEFT, &pause_key(account, product), &[])
+            .await?;
+        Some(Duration::from_millis(left.max(0).unsigned_abs()))
+    }
+
     /// Keeps an answer for `ttl` (nothing when zero). Redis is written in the background.
     pub async fn put(&self, key: &str, body: Bytes, ttl: Duration) {
         if ttl.is_zero() {
@@ -444,6 +470,19 @@ tokens = math.min(capacity, tokens + math.max(0, now - updated) / 1000 * rate)
 redis.call('HSET', KEYS[1], 'tokens', tostring(math.min(tokens, 0)), 'updated', now)
 redis.call('PEXPIRE', KEYS[1], math.ceil(capacity / rate * 1000) + 60000)
 return 1
+";
+
+/// A 503 pause for all replicas: the key lives `ARGV[1]` ms, or longer if it already did.
+const PAUSE: &str = r"
+if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[1]) then
+  redis.call('SET', KEYS[1], '1', 'PX', ARGV[1])
+end
+return 1
+";
+
+/// The milliseconds left of a shared 503 pause (negative: none).
+const PAUSE_LEFT: &str = r"
+return redis.call('PTTL', KEYS[1])
 ";
 
 /// Takes the fetch lock of an entry when free (`SET NX PX` with this replica's token).
@@ -534,9 +573,13 @@ impl RedisCache {
         url: &str,
         secret: &[u8],
         max_entry_bytes: usize,
+        roots: &ExtraRoots,
         metrics: ClientMetrics,
     ) -> Result<Self, String> {
-        let client = redis::Client::open(url).map_err(|e| format!("cache URL: {e}"))?;
+        // `rediss://` trusts the same roots as the DomainTools client.
+        let client = roots
+            .redis_client(url)
+            .map_err(|e| format!("cache URL: {e}"))?;
         let config = redis::aio::ConnectionManagerConfig::new()
             .set_connection_timeout(Some(REDIS_TIMEOUT))
             .set_response_timeout(Some(REDIS_TIMEOUT))
@@ -567,7 +610,16 @@ impl RedisCache {
         runtime.spawn(async move {
             let mut conn = this.manager.clone();
             let mut load = redis::pipe();
-            for source in [READ_CAPPED, LOCK, POLL, UNLOCK, RESERVE, DRAIN] {
+            for source in [
+                READ_CAPPED,
+                LOCK,
+                POLL,
+                UNLOCK,
+                RESERVE,
+                DRAIN,
+                PAUSE,
+                PAUSE_LEFT,
+            ] {
                 load.cmd("SCRIPT").arg("LOAD").arg(source);
             }
             let loaded = load.query_async::<Vec<String>>(&mut conn);
@@ -764,6 +816,11 @@ fn bucket_key(account: &str, product: &str) -> String {
     format!("{REDIS_PREFIX}rate:{account}:{product}")
 }
 
+fn pause_key(account: &str, product: &str) -> String {
+    let account = hex::encode(Sha256::digest(account.as_bytes()));
+    format!("{REDIS_PREFIX}pause:{account}:{product}")
+}
+
 fn unix_millis() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -931,8 +988,13 @@ mod tests {
 
     #[tokio::test]
     async fn memory_cache_keeps_answers_for_their_lifetime() {
-        let cache =
-            ResponseCache::new(&CacheConfig::default(), 1024, ClientMetrics::default()).unwrap();
+        let cache = ResponseCache::new(
+            &CacheConfig::default(),
+            1024,
+            &ExtraRoots::none(),
+            ClientMetrics::default(),
+        )
+        .unwrap();
         cache
             .put("k", Bytes::from_static(b"body"), Duration::from_millis(150))
             .await;
@@ -984,9 +1046,12 @@ mod tests {
             redis_url: Some("rediss://user:pw@127.0.0.1:1/0".into()),
             ..CacheConfig::default()
         };
-        let error = ResponseCache::new(&config, 1024, ClientMetrics::default()).unwrap_err();
+        let error =
+            ResponseCache::new(&config, 1024, &ExtraRoots::none(), ClientMetrics::default())
+                .unwrap_err();
         assert!(error.contains("secret"), "{error}");
         config.redis_secret = Some("sixteen characters at least".into());
-        ResponseCache::new(&config, 1024, ClientMetrics::default()).expect("rediss:// is built in");
+        ResponseCache::new(&config, 1024, &ExtraRoots::none(), ClientMetrics::default())
+            .expect("rediss:// is built in");
     }
 }

@@ -25,6 +25,7 @@ use super::flight::Flights;
 use super::limits::{self, RateLimits};
 use super::types::{ErrorEnvelope, IrisResponse, IrisWire};
 use crate::metrics::{ClientMetrics, EndpointReason, EndpointStatus};
+use crate::tls::ExtraRoots;
 
 /// Where DomainTools lives.
 pub const DEFAULT_BASE_URL: &str = "https://api.domaintools.com";
@@ -226,23 +227,23 @@ impl Client {
                     .map_err(|_| Error::Config("the proxy URL cannot be parsed".to_owned()))?,
             ),
         };
-        if let Some(pem) = &config.extra_roots_pem {
-            let roots = reqwest::Certificate::from_pem_bundle(pem)
-                .map_err(|e| Error::Config(format!("the CA file cannot be read as PEM: {e}")))?;
-            if roots.is_empty() {
-                return Err(Error::Config(
-                    "the CA file holds no PEM certificate".to_owned(),
-                ));
-            }
-            for root in roots {
-                builder = builder.add_root_certificate(root);
-            }
+        let roots = match &config.extra_roots_pem {
+            Some(pem) => ExtraRoots::from_pem(pem)?,
+            None => ExtraRoots::none(),
+        };
+        for root in roots.reqwest_certificates() {
+            builder = builder.add_root_certificate(root);
         }
         let http = builder
             .build()
             .map_err(|e| Error::Config(format!("HTTP client: {e}")))?;
-        let cache = ResponseCache::new(&config.cache, MAX_BODY_BYTES, config.metrics.clone())
-            .map_err(Error::Config)?;
+        let cache = ResponseCache::new(
+            &config.cache,
+            MAX_BODY_BYTES,
+            &roots,
+            config.metrics.clone(),
+        )
+        .map_err(Error::Config)?;
         Ok(Self {
             inner: Arc::new(Inner {
                 http,
@@ -461,7 +462,8 @@ impl Client {
     }
 
     /// A turn under the account's rate limit for `product`: from the bucket all replicas
-    /// share in Redis when the limit is known and Redis is there, else from the local one.
+    /// share in Redis when the limit is known and Redis is there, else from the local one,
+    /// after any 503 pause a replica shared.
     async fn reserve(
         &self,
         account: &str,
@@ -478,6 +480,9 @@ impl Client {
             {
                 return turn.map_err(|wait| limits::TooLate { wait, limit });
             }
+        } else if let Some(left) = self.inner.cache.shared_pause_left(account, product).await {
+            // Unknown limit: another replica's 503 pauses this one too.
+            self.inner.limits.pause_for(account, product, left);
         }
         self.inner.limits.reserve(account, product, deadline)
     }
@@ -629,9 +634,12 @@ impl Client {
                         .cache
                         .shared_drain(account, product, capacity, per_second);
                 }
-                inner
+                let pause = inner
                     .limits
                     .slow_down(account, product, limits::retry_after(asked));
+                if let Some(pause) = pause {
+                    inner.cache.shared_pause(account, product, pause);
+                }
             }
             if status.is_redirection() {
                 return Err(redirected(status, response.url(), response.headers()));

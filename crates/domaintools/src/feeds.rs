@@ -18,7 +18,7 @@ pub const MAX_PAGES: usize = 1000;
 /// How far back DomainTools keeps feed lines and accepts a window.
 pub const MAX_WINDOW: Duration = Duration::from_secs(5 * 24 * 3600);
 
-/// A domain feed, by its path under `/v1/feed/`.
+/// A feed, by its path under `/v1/feed/`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Feed {
     /// Newly Observed Domains (apex domains).
@@ -35,11 +35,15 @@ pub enum Feed {
     DomainRisk,
     /// Domain Hotlist: scores and an expiry.
     DomainHotlist,
+    /// IP Risk: IP addresses (`ip`) with their context (no recorded answer exists).
+    IpRisk,
+    /// IP Hotlist: the riskiest IP addresses (its path inferred from python_api's naming).
+    IpHotlist,
 }
 
 impl Feed {
-    /// Every domain feed.
-    pub const ALL: [Feed; 7] = [
+    /// Every feed.
+    pub const ALL: [Feed; 9] = [
         Feed::Nod,
         Feed::Nad,
         Feed::Noh,
@@ -47,6 +51,8 @@ impl Feed {
         Feed::DomainRdap,
         Feed::DomainRisk,
         Feed::DomainHotlist,
+        Feed::IpRisk,
+        Feed::IpHotlist,
     ];
 
     /// The name in the API path (`nod`, `domainhotlist`, …).
@@ -59,6 +65,8 @@ impl Feed {
             Feed::DomainRdap => "domainrdap",
             Feed::DomainRisk => "domainrisk",
             Feed::DomainHotlist => "domainhotlist",
+            Feed::IpRisk => "iprisk",
+            Feed::IpHotlist => "iphotlist",
         }
     }
 
@@ -70,6 +78,12 @@ impl Feed {
     /// Whether its lines are host names rather than registrable domains.
     pub fn carries_hosts(self) -> bool {
         self == Feed::Noh
+    }
+
+    /// Whether its lines are IP addresses (`ip`) rather than domains: the `domain` patterns and
+    /// the domain risk minimums do not apply.
+    pub fn carries_ips(self) -> bool {
+        matches!(self, Feed::IpRisk | Feed::IpHotlist)
     }
 
     /// Whether its lines carry risk scores (and accept the `*_min` filters).
@@ -228,7 +242,9 @@ pub struct FeedLine {
     /// When DomainTools saw it.
     #[serde(deserialize_with = "instant")]
     pub timestamp: DateTime<Utc>,
-    /// The domain, or the host name for Newly Observed Hosts.
+    /// The domain, the host name for Newly Observed Hosts, or the IP address of the IP feeds
+    /// (their `ip` field).
+    #[serde(alias = "ip")]
     pub domain: String,
     /// Risk feeds: each may be `null`.
     #[serde(default)]
@@ -248,6 +264,32 @@ pub struct FeedLine {
     /// Hotlist: when the entry stops being hot.
     #[serde(default, deserialize_with = "optional_instant")]
     pub expires: Option<DateTime<Utc>>,
+    /// IP feeds: the AS number, as text (no IP answer was ever recorded, so a number or a
+    /// text is taken and anything else ignored rather than refusing the line).
+    #[serde(default, deserialize_with = "lenient_text")]
+    pub asn: Option<String>,
+    /// IP feeds: the network's organization.
+    #[serde(default, deserialize_with = "lenient_text")]
+    pub organization: Option<String>,
+    /// IP feeds: the country.
+    #[serde(default, deserialize_with = "lenient_text")]
+    pub country: Option<String>,
+}
+
+/// Longest text kept from a lenient field.
+const MAX_LENIENT_TEXT: usize = 100;
+
+/// A text or a number as text, shortened; `None` for anything else (null, objects, lists).
+fn lenient_text<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<String>, D::Error> {
+    let text = match serde_json::Value::deserialize(deserializer)? {
+        serde_json::Value::String(text) => text,
+        serde_json::Value::Number(number) => number.to_string(),
+        _ => return Ok(None),
+    };
+    let text: String = text.trim().chars().take(MAX_LENIENT_TEXT).collect();
+    Ok((!text.is_empty()).then_some(text))
 }
 
 /// RFC 3339 (`2025-12-09T19:22:14Z`), read here rather than through chrono's serde feature,
@@ -321,6 +363,21 @@ pub enum FeedError {
 }
 
 impl FeedError {
+    /// A short fixed name of the kind of failure, for metric labels.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            FeedError::Query(_) => "query",
+            FeedError::Api { .. } => "api",
+            FeedError::PartialWithoutSession => "partial_without_session",
+            FeedError::EndlessPages(_) => "endless_pages",
+            FeedError::LineTooLong(_) => "line_too_long",
+            FeedError::NotNdjson(_) => "not_ndjson",
+            FeedError::Timeout(_) => "timeout",
+            FeedError::Transport(_) => "transport",
+            FeedError::Config(_) => "config",
+        }
+    }
+
     /// Whether the next poll may succeed where this one failed.
     pub fn is_transient(&self) -> bool {
         match self {
@@ -348,6 +405,8 @@ pub struct FeedClientConfig {
     pub connect_timeout: Duration,
     /// Between two pieces of an answer: a stream may run long, but must not stall.
     pub read_timeout: Duration,
+    /// Authorities trusted besides the built-in roots (`--ca-file`).
+    pub roots: crate::tls::ExtraRoots,
 }
 
 impl fmt::Debug for FeedClientConfig {
@@ -371,6 +430,7 @@ impl FeedClientConfig {
             app_version: app_version.into(),
             connect_timeout: Duration::from_secs(5),
             read_timeout: Duration::from_secs(60),
+            roots: crate::tls::ExtraRoots::none(),
         }
     }
 }
@@ -401,10 +461,14 @@ impl FeedClient {
                 "base URL must be https:// or http://".into(),
             ));
         }
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .user_agent(concat!("misp-domaintools/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(config.connect_timeout)
-            .read_timeout(config.read_timeout)
+            .read_timeout(config.read_timeout);
+        for root in config.roots.reqwest_certificates() {
+            builder = builder.add_root_certificate(root);
+        }
+        let http = builder
             .build()
             .map_err(|error| FeedError::Config(error.to_string()))?;
         Ok(Self {

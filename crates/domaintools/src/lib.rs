@@ -15,6 +15,7 @@ pub mod iris;
 pub mod iris_detect;
 pub mod limits;
 pub mod metrics;
+pub mod tls;
 pub mod types;
 
 pub use auth::{Credentials, SignHash};
@@ -28,4 +29,5 @@ pub use iris_detect::{DetectList, DetectQuery, EscalationType, WatchlistPage};
 pub use metrics::ClientMetrics;
 /// The one secret type: API keys, tokens, and URLs that may carry a password.
 pub use secrecy::{ExposeSecret, SecretString};
+pub use tls::ExtraRoots;
 pub use types::{IrisResponse, Record};

@@ -313,8 +313,13 @@ impl RateLimits {
 
     /// DomainTools answered 503: a product of known limit has its remaining turns spent; one
     /// of unknown limit pauses for `retry_after` (or [`UNKNOWN_LIMIT_PAUSE`]), then is
-    /// forgotten.
-    pub(crate) fn slow_down(&self, account: &str, product: &str, retry_after: Option<Duration>) {
+    /// forgotten. Returns that pause, for the other replicas.
+    pub(crate) fn slow_down(
+        &self,
+        account: &str,
+        product: &str,
+        retry_after: Option<Duration>,
+    ) -> Option<Duration> {
         let now = Instant::now();
         let mut state = self.state();
         if let Some(bucket) = state
@@ -324,18 +329,45 @@ impl RateLimits {
         {
             bucket.refill(now);
             bucket.tokens = bucket.tokens.min(0.0);
-            return;
+            return None;
         }
         let pause = retry_after.unwrap_or(UNKNOWN_LIMIT_PAUSE).min(MAX_PAUSE);
+        Self::pause_in(&mut state, self.max_accounts, account, product, now + pause);
+        Some(pause)
+    }
+
+    /// Another replica had a 503 for a product of unknown limit: calls here pause for what
+    /// is `left` of its pause too (at most [`MAX_PAUSE`]: whoever can write to Redis must not
+    /// stop the calls for longer).
+    pub(crate) fn pause_for(&self, account: &str, product: &str, left: Duration) {
+        if left.is_zero() {
+            return;
+        }
+        let until = Instant::now() + left.min(MAX_PAUSE);
+        Self::pause_in(
+            &mut self.state(),
+            self.max_accounts,
+            account,
+            product,
+            until,
+        );
+    }
+
+    /// Pauses `(account, product)` until `until`, or longer if it is already.
+    fn pause_in(state: &mut State, max: usize, account: &str, product: &str, until: Instant) {
+        let now = Instant::now();
         // Pauses are short-lived; the ones over are dropped here, so a client inventing
         // accounts cannot grow this map either.
         state.pauses.retain(|_, until| *until > now);
-        if state.pauses.len() >= self.max_accounts {
+        let key = (account.to_owned(), product.to_owned());
+        if let Some(known) = state.pauses.get_mut(&key) {
+            *known = (*known).max(until);
             return;
         }
-        state
-            .pauses
-            .insert((account.to_owned(), product.to_owned()), now + pause);
+        if state.pauses.len() >= max {
+            return;
+        }
+        state.pauses.insert(key, until);
     }
 }
 
@@ -483,6 +515,32 @@ mod tests {
         );
         limits.slow_down("a", "risk", Some(Duration::from_secs(1_000_000)));
         assert_eq!(limits.reserve("a", "risk", None).unwrap(), MAX_PAUSE);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn another_replicas_pause_is_kept_bounded_and_never_shortened() {
+        let limits = RateLimits::default();
+        assert_eq!(
+            limits.slow_down("a", "risk", Some(Duration::from_secs(5))),
+            Some(Duration::from_secs(5)),
+            "the pause is handed on to the other replicas"
+        );
+        limits.pause_for("a", "risk", Duration::from_secs(1));
+        assert_eq!(
+            limits.reserve("a", "risk", None).unwrap(),
+            Duration::from_secs(5),
+            "a shorter pause from Redis does not cut ours"
+        );
+        limits.pause_for("b", "risk", Duration::from_secs(86_400));
+        assert_eq!(limits.reserve("b", "risk", None).unwrap(), MAX_PAUSE);
+        limits.pause_for("c", "risk", Duration::ZERO);
+        assert_eq!(limits.reserve("c", "risk", None).unwrap(), Duration::ZERO);
+        let known = learned(&account("60", None));
+        assert_eq!(
+            known.slow_down("a", "iris-investigate", None),
+            None,
+            "a known limit is drained, not paused"
+        );
     }
 
     #[tokio::test(start_paused = true)]

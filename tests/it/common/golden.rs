@@ -3,7 +3,9 @@
 
 use std::collections::BTreeSet;
 
-use misp_domaintools::misp::CATALOGUE;
+// `crate::misp`: the library's own module when its unit tests include this file
+// (src/modules/mod.rs), the import at the root of the test binary here.
+use crate::misp::CATALOGUE;
 use serde_json::Value;
 
 /// One golden line: `types | values | comment | tags | categories`.

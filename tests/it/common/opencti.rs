@@ -1,7 +1,9 @@
 //! A fake OpenCTI platform for the connector tests: a GraphQL endpoint on 127.0.0.1 that
-//! answers the operations a connector sends (about, registerConnector, pingConnector, workEdit,
-//! stixCyberObservable, stixBundlePush, playbookStepExecution) and records each call; plus the
-//! platform worker's side of the callback (an authenticated POST of an enrichment message).
+//! answers the operations a connector sends (about, registerConnector, pingConnector, workAdd,
+//! workEdit, stixCyberObservable, stixBundlePush, playbookStepExecution) and records each call;
+//! plus the platform worker's side of the callback (an authenticated POST of an enrichment
+//! message). Like the platform, it keeps the connector's state from the pings and hands it
+//! back at registration, and a reset empties it (`connector_state_reset`).
 //!
 //! The fake is one release of the platform: it checks every request, document and variables,
 //! against that release's schema (`opencti_schema`) and refuses what the real one would refuse
@@ -18,12 +20,15 @@ use axum::routing::post;
 use axum::{Json, Router};
 use clap::Parser as _;
 use domaintools::{Client, Credentials};
+use domaintools_fake::FakeApi;
 use misp_domaintools::config::{Command, Config};
 use misp_domaintools::opencti::{self, ConnectorSettings};
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+
+use super::server::{TestFake, TestServer};
 
 /// The connector user's token the fake accepts.
 pub const TOKEN: &str = "opencti-token-SECRET-4242";
@@ -65,6 +70,9 @@ struct Shared {
     broker: Option<BrokerInfo>,
     jwks: Option<String>,
     violations: Vec<String>,
+    state: Option<String>,
+    state_reset: bool,
+    works: usize,
 }
 
 /// A fake platform on loopback; stops when dropped.
@@ -81,7 +89,8 @@ impl Drop for FakeOpencti {
     }
 }
 
-const FIELDS: [&str; 9] = [
+const FIELDS: [&str; 10] = [
+    "workAdd",
     "registerConnector",
     "pingConnector",
     "toReceived",
@@ -148,7 +157,7 @@ async fn graphql(
                 None => (5672, "guest".to_owned(), "guest".to_owned()),
             };
             let mut registered = json!({
-            "id": id, "connector_state": null, "connector_user_id": CONNECTOR_USER_ID,
+            "id": id, "connector_state": shared.state, "connector_user_id": CONNECTOR_USER_ID,
             "config": {
                 "connection": {"host": "127.0.0.1", "vhost": "/", "use_ssl": false,
                                "port": port, "user": user, "pass": pass},
@@ -165,7 +174,18 @@ async fn graphql(
             json!({ "registerConnector": registered })
         }
         "pingConnector" => {
-            json!({"pingConnector": {"id": variables["id"], "connector_state": null}})
+            // The platform's pingConnector: a pending reset wins over the state sent.
+            if shared.state_reset {
+                shared.state_reset = false;
+                shared.state = Some(String::new());
+            } else {
+                shared.state = variables["state"].as_str().map(str::to_owned);
+            }
+            json!({"pingConnector": {"id": variables["id"], "connector_state": shared.state}})
+        }
+        "workAdd" => {
+            shared.works += 1;
+            json!({"workAdd": {"id": format!("work-import-{}", shared.works)}})
         }
         "toReceived" => json!({"workEdit": {"toReceived": variables["id"]}}),
         "toProcessed" => json!({"workEdit": {"toProcessed": variables["id"]}}),
@@ -223,6 +243,20 @@ impl FakeOpencti {
         Self { url, shared, task }
     }
 
+    /// Starts the fake as 6.9.17 over HTTPS (`https://127.0.0.1:PORT`), with a certificate
+    /// signed by `ca`: a platform behind a corporate CA.
+    pub async fn start_https(ca: &super::tls::TestCa) -> Self {
+        let shared = Arc::new(Mutex::new(Shared {
+            release: "6.9.17".to_owned(),
+            ..Shared::default()
+        }));
+        let app = Router::new()
+            .route("/graphql", post(graphql))
+            .with_state(shared.clone());
+        let (url, task) = super::tls::serve_https(app, ca).await;
+        Self { url, shared, task }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Shared> {
         self.shared.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -254,6 +288,16 @@ impl FakeOpencti {
             json!({"id": entity_id, "standard_id": standard_id, "entity_type": entity_type,
                    "observable_value": value, "objectMarking": markings}),
         );
+    }
+
+    /// The connector state the platform keeps.
+    pub fn state(&self) -> Option<String> {
+        self.lock().state.clone()
+    }
+
+    /// The "reset state" button: the next ping empties the state.
+    pub fn reset_state(&self) {
+        self.lock().state_reset = true;
     }
 
     /// Makes every stixBundlePush fail with a GraphQL error.
@@ -432,6 +476,13 @@ pub fn settings_with(platform: &FakeOpencti, extra: &[&str]) -> ConnectorSetting
     let mut settings = ConnectorSettings::from_parts(&config, &opencti_args, None).unwrap();
     settings.ping_interval = Duration::from_millis(150);
     settings
+}
+
+/// The fake DomainTools API the connector tests call, from the harness's builder (it knows
+/// the test account); the fake (request log, faults) and the running one (its URL).
+pub async fn fake_domaintools() -> (FakeApi, TestFake) {
+    let running = TestServer::builder().start_fake().await;
+    (running.fake.clone(), running)
 }
 
 /// Starts a connector with `settings`, calling DomainTools at `api_url` as `username`/`key`.

@@ -1,33 +1,17 @@
 //! Loads a `misp_standard` answer with PyMISP (tests/misp/check_standard.py), the library
 //! misp-modules' own modules build theirs with: strict template validation of every object,
-//! type and category of every attribute. Required in CI (`CI=true`); elsewhere a missing
-//! python3 or pymisp skips the check with a notice.
+//! type and category of every attribute, run by the tests' venv (`super::python`). Required in
+//! CI (`CI=true`); elsewhere a missing venv or pymisp skips the check with a notice.
 
-use std::io::Write as _;
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde_json::Value;
 
-use super::in_ci;
-
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
 fn unavailable(reason: &str) -> Option<Value> {
-    assert!(
-        !in_ci(),
-        "CI=true but the PyMISP check cannot run: {reason} (.ci/run installs it with \
-         `python3 -m pip install pymisp`)"
-    );
-    let notice = format!(
-        "NOTICE: PyMISP check skipped: {reason}; install it with `python3 -m pip install pymisp`"
-    );
-    match std::fs::OpenOptions::new().write(true).open("/dev/stderr") {
-        Ok(mut stderr) => {
-            let _ = writeln!(stderr, "{notice}");
-        }
-        Err(_) => eprintln!("{notice}"),
-    }
+    super::missing("PyMISP", reason, super::PY_VENV_INSTALL);
     None
 }
 
@@ -50,11 +34,19 @@ pub fn check_with_pymisp(answers: &[(Value, String)]) -> Option<Value> {
         "{}/tests/misp/check_standard.py",
         env!("CARGO_MANIFEST_DIR")
     );
-    let output = Command::new("python3").arg(&script).arg(&path).output();
+    let output = Command::new(super::python())
+        .arg(&script)
+        .arg(&path)
+        .output();
     let _ = std::fs::remove_file(&path);
     let output = match output {
         Ok(output) => output,
-        Err(error) => return unavailable(&format!("python3 cannot be run ({error})")),
+        Err(error) => {
+            return unavailable(&format!(
+                "{} cannot be run ({error})",
+                super::python().display()
+            ))
+        }
     };
     if output.status.code() == Some(3) {
         return unavailable("the pymisp package is not installed");

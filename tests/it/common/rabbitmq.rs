@@ -4,7 +4,6 @@
 //! same data (durable queues survive, as in a broker restart). Required under `CI=true`;
 //! elsewhere a missing server skips the test with a notice.
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -17,7 +16,6 @@ pub const PASS: &str = "octi-broker-SECRET-77";
 const SERVER: &str = "/usr/lib/rabbitmq/bin/rabbitmq-server";
 
 use super::child::free_port;
-use super::in_ci;
 
 fn epmd() -> Option<PathBuf> {
     let root = Path::new("/usr/lib/erlang");
@@ -38,6 +36,8 @@ fn epmd() -> Option<PathBuf> {
 pub struct RabbitMq {
     /// The AMQP port on 127.0.0.1.
     pub port: u16,
+    /// The AMQPS port on 127.0.0.1, when started with a certificate.
+    pub tls_port: Option<u16>,
     dist_port: u16,
     epmd_port: u16,
     dir: PathBuf,
@@ -50,19 +50,22 @@ impl RabbitMq {
     /// Starts a broker, or `None` (with a notice) when rabbitmq-server is not installed and
     /// this is not CI.
     pub fn start() -> Option<Self> {
+        Self::start_with(None)
+    }
+
+    /// Like [`RabbitMq::start`], with an AMQPS listener too (on [`RabbitMq::tls_port`]) that
+    /// presents `cert` and asks no client certificate.
+    pub fn start_with_tls(cert: &super::tls::ServerCert) -> Option<Self> {
+        Self::start_with(Some(cert))
+    }
+
+    fn start_with(cert: Option<&super::tls::ServerCert>) -> Option<Self> {
         let Some(epmd_binary) = epmd().filter(|_| Path::new(SERVER).exists()) else {
-            assert!(
-                !in_ci(),
-                "CI=true but rabbitmq-server is not installed (.ci/run installs the Debian package)"
+            super::missing(
+                "rabbitmq-server",
+                "it is not installed",
+                "`apt-get install rabbitmq-server`",
             );
-            let notice = "NOTICE: RabbitMQ test skipped: rabbitmq-server is not installed \
-                          (apt-get install rabbitmq-server)";
-            match std::fs::OpenOptions::new().write(true).open("/dev/stderr") {
-                Ok(mut stderr) => {
-                    let _ = writeln!(stderr, "{notice}");
-                }
-                Err(_) => eprintln!("{notice}"),
-            }
             return None;
         };
         let port = free_port();
@@ -73,14 +76,25 @@ impl RabbitMq {
         for sub in ["mnesia", "log", "home"] {
             std::fs::create_dir_all(dir.join(sub)).expect("broker directories");
         }
-        std::fs::write(
-            dir.join("rabbitmq.conf"),
-            format!(
-                "listeners.tcp.1 = 127.0.0.1:{port}\nloopback_users = none\n\
-                 default_user = {USER}\ndefault_pass = {PASS}\n"
-            ),
-        )
-        .expect("broker config");
+        let mut config = format!(
+            "listeners.tcp.1 = 127.0.0.1:{port}\nloopback_users = none\n\
+             default_user = {USER}\ndefault_pass = {PASS}\n"
+        );
+        let tls_port = cert.map(|cert| {
+            let tls_port = free_port();
+            let (cert_file, key_file) = (dir.join("server.crt"), dir.join("server.key"));
+            std::fs::write(&cert_file, &cert.cert_pem).expect("broker certificate");
+            std::fs::write(&key_file, &cert.key_pem).expect("broker key");
+            config.push_str(&format!(
+                "listeners.ssl.1 = 127.0.0.1:{tls_port}\n\
+                 ssl_options.certfile = {}\nssl_options.keyfile = {}\n\
+                 ssl_options.verify = verify_none\nssl_options.fail_if_no_peer_cert = false\n",
+                cert_file.display(),
+                key_file.display()
+            ));
+            tls_port
+        });
+        std::fs::write(dir.join("rabbitmq.conf"), config).expect("broker config");
         std::fs::write(dir.join("enabled_plugins"), "[].\n").expect("broker plugins");
         // Our own epmd, in the foreground: one started by the server would outlive the test.
         let epmd = Command::new(epmd_binary)
@@ -93,6 +107,7 @@ impl RabbitMq {
             .expect("epmd starts");
         let mut broker = Self {
             port,
+            tls_port,
             dist_port,
             epmd_port,
             node: format!("misp-dt-{port}@localhost"),
@@ -135,7 +150,9 @@ impl RabbitMq {
             .expect("rabbitmq-server starts");
         self.server = Some(child);
         let deadline = Instant::now() + Duration::from_secs(60);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+        let ports: Vec<u16> = std::iter::once(self.port).chain(self.tls_port).collect();
+        let listening = |port: &u16| std::net::TcpStream::connect(("127.0.0.1", *port)).is_ok();
+        while !ports.iter().all(listening) {
             if let Some(server) = self.server.as_mut() {
                 if let Ok(Some(status)) = server.try_wait() {
                     panic!(

@@ -1,6 +1,7 @@
 //! Runs the OASIS `stix2` library over a bundle (tests/stix/check_bundle.py): a real STIX
-//! consumer parses it and recomputes every id. Required in CI (`CI=true`); elsewhere a missing
-//! python3 or stix2 skips the check with a notice, so a laptop without Python can still test.
+//! consumer parses it and recomputes every id; the scripts run in the tests' venv
+//! (`super::python`). Required in CI (`CI=true`); elsewhere a missing venv or package skips the
+//! check with a notice, so a laptop without Python can still test.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -11,7 +12,7 @@ use serde_json::Value;
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
 fn unavailable(reason: &str) -> Option<Value> {
-    super::missing("stix2", reason, "`python3 -m pip install stix2`");
+    super::missing("stix2", reason, super::PY_VENV_INSTALL);
     None
 }
 
@@ -32,11 +33,19 @@ pub fn check_with_stix2(bundle: &Value) -> Option<Value> {
     ]
     .iter()
     .collect();
-    let output = Command::new("python3").arg(&script).arg(&path).output();
+    let output = Command::new(super::python())
+        .arg(&script)
+        .arg(&path)
+        .output();
     let _ = std::fs::remove_file(&path);
     let output = match output {
         Ok(output) => output,
-        Err(error) => return unavailable(&format!("python3 cannot be run ({error})")),
+        Err(error) => {
+            return unavailable(&format!(
+                "{} cannot be run ({error})",
+                super::python().display()
+            ))
+        }
     };
     let stdout = String::from_utf8_lossy(&output.stdout);
     if output.status.code() == Some(3) {
@@ -62,9 +71,19 @@ fn run_script(script: &str, package: &str, args: &[PathBuf]) -> Option<(Value, b
     let script: PathBuf = [env!("CARGO_MANIFEST_DIR"), "tests", "stix", script]
         .iter()
         .collect();
-    let output = match Command::new("python3").arg(&script).args(args).output() {
+    let output = match Command::new(super::python())
+        .arg(&script)
+        .args(args)
+        .output()
+    {
         Ok(output) => output,
-        Err(error) => return skipped(package, &format!("python3 cannot be run ({error})")),
+        Err(error) => {
+            let python = super::python();
+            return skipped(
+                package,
+                &format!("{} cannot be run ({error})", python.display()),
+            );
+        }
     };
     if output.status.code() == Some(3) {
         return skipped(package, &format!("the {package} package is not installed"));
@@ -81,11 +100,7 @@ fn run_script(script: &str, package: &str, args: &[PathBuf]) -> Option<(Value, b
 }
 
 fn skipped<T>(package: &str, reason: &str) -> Option<T> {
-    super::missing(
-        package,
-        reason,
-        &format!("`python3 -m pip install {package}`"),
-    );
+    super::missing(package, reason, super::PY_VENV_INSTALL);
     None
 }
 

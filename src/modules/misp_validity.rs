@@ -2,12 +2,12 @@
 //! against MISP's own catalogue (`describeTypes.json`, bundled from PyMISP's data) on every
 //! recorded DomainTools answer.
 
+use crate::misp::{render, Form, CATALOGUE};
+use crate::modules::iris_record::{map, Product};
 use chrono::Utc;
-use misp_domaintools::misp::{render, Form, CATALOGUE};
-use misp_domaintools::modules::iris_record::{map, Product};
 use serde_json::Value;
 
-use crate::common::server::fixture;
+use super::recorded::fixture;
 
 /// Asserts every rendered entry is storable in MISP; returns how many pairs were checked.
 pub fn assert_valid(entries: &[Value]) -> usize {
@@ -60,7 +60,7 @@ fn iris_record_modules_emit_valid_misp() {
 
 #[test]
 fn iris_pivot_import_and_detect_emit_valid_misp() {
-    use misp_domaintools::modules::{iris_detect, iris_pivot, iris_search};
+    use crate::modules::{iris_detect, iris_pivot, iris_search};
     let mut checked = 0;
     let results = fixture("iris-investigate-domain.json")["response"]["results"].clone();
     let results = results.as_array().unwrap();

@@ -1,12 +1,12 @@
 //! The Iris hover modules reproduce the Python reference's golden outputs (reference doc §12.1
 //! and §12.2) entry by entry on the recorded DomainTools answers.
 
-use misp_domaintools::misp::{render, Form};
-use misp_domaintools::modules::iris_record::{map, Product};
+use crate::misp::{render, Form};
+use crate::modules::iris_record::{map, Product};
 use serde_json::Value;
 
-use crate::common::golden;
-use crate::common::server::{fixture, golden_day};
+use super::golden;
+use super::recorded::{fixture, golden_day};
 
 fn record(name: &str, domain: &str) -> Value {
     fixture(name)["response"]["results"]
@@ -68,9 +68,9 @@ fn the_stable_tag_order_is_pinned() {
 
 #[test]
 fn iris_pivot_matches_the_reference_on_google_com() {
-    let payload = misp_domaintools::modules::iris_pivot::map_domain(
+    let payload = crate::modules::iris_pivot::map_domain(
         &record("iris-investigate-domain.json", "google.com"),
-        misp_domaintools::modules::iris_pivot::DEFAULT_GUIDED_PIVOT_THRESHOLD,
+        crate::modules::iris_pivot::DEFAULT_GUIDED_PIVOT_THRESHOLD,
     );
     let ours = render(payload.entries(), Form::Hover, None);
     golden::assert_matches(&ours, &golden::load("iris-pivot-google.com.txt"), &[]);
@@ -88,7 +88,7 @@ fn investigate_results() -> Vec<Value> {
 #[test]
 fn iris_pivot_ip_with_limit_one_matches_the_reference() {
     let results = investigate_results();
-    let payload = misp_domaintools::modules::iris_pivot::map_connected(
+    let payload = crate::modules::iris_pivot::map_connected(
         &results[..1],
         Some(results.len() as u64),
         "this IP address",
@@ -109,7 +109,7 @@ fn iris_pivot_ip_with_limit_one_matches_the_reference() {
 /// `["amazon.com"]`), which is compatibility fix 3 applied to every import.
 #[test]
 fn iris_import_matches_the_reference_on_the_recorded_search() {
-    let payload = misp_domaintools::modules::iris_search::domain_entries(&investigate_results());
+    let payload = crate::modules::iris_search::domain_entries(&investigate_results());
     let ours = render(payload.entries(), Form::Hover, None);
     golden::assert_matches(&ours, &golden::load("iris-import-two-domains.txt"), &[]);
     let stored = render(payload.entries(), Form::Stored, None);
@@ -128,7 +128,7 @@ fn iris_import_matches_the_reference_on_the_recorded_search() {
 fn iris_detect_default_matches_the_reference_shape() {
     let page = fixture("iris-detect-new.json");
     let domains = page["watchlist_domains"].as_array().unwrap();
-    let (entries, ids) = misp_domaintools::modules::iris_detect::map(domains);
+    let (entries, ids) = crate::modules::iris_detect::map(domains);
     assert_eq!(entries.len(), 100);
     assert_eq!(ids.len(), 100);
     for (entry, domain) in entries.iter().zip(domains) {

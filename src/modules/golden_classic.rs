@@ -2,15 +2,13 @@
 //! golden outputs (reference doc §12.4 and §12.5) entry by entry on the recorded DomainTools
 //! answers, allowing only the documented divergences (docs/compatibility.md).
 
-use misp_domaintools::misp::{render, Form, Payload};
-use misp_domaintools::modules::classic::{
-    map_domain, map_host_domains, map_reverse_whois, map_risk, Flavor,
-};
-use misp_domaintools::modules::historic;
+use crate::misp::{render, Form, Payload};
+use crate::modules::classic::{map_domain, map_host_domains, map_reverse_whois, map_risk, Flavor};
+use crate::modules::historic;
 use serde_json::{json, Value};
 
-use crate::common::golden::{self, Divergences};
-use crate::common::server::{fixture, golden_day};
+use super::golden::{self, Divergences};
+use super::recorded::{fixture, golden_day};
 
 /// The `response` object of a recorded answer, as the client hands it to the modules.
 fn answer(name: &str) -> Value {
@@ -232,7 +230,7 @@ fn stored_form_keeps_the_entries_with_plain_values() {
 
 #[test]
 fn classic_modules_emit_types_and_categories_misp_accepts() {
-    use misp_domaintools::misp::CATALOGUE;
+    use crate::misp::CATALOGUE;
     let mut payloads = vec![
         map_domain(
             "google.com",

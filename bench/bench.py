@@ -661,12 +661,14 @@ def render(r):
         for q in ("p50_ms", "p99_ms"):
             rows.append((f"100 ms upstream, {conc} concurrent: {q[:3]} latency, ms (+ over "
                          f"the fake alone, {b.get(q, 0):.1f})",
-                         f"{phase_data[o][q]:.1f} (+{phase_data[o][q] - b.get(q, 100):.1f})",
+                         f"{phase_data[o][q]:.1f} ({phase_data[o][q] - b.get(q, 100):+.1f})",
                          f"{phase_data[c][q]:.1f}" if c in phase_data else "pending (issue 5)",
                          f"{phase_data[ref][q]:,.0f}" if ref in phase_data else "",
+                         # No ratio when our overhead is within the baseline's own rounding.
                          ratio(phase_data[ref][q] - b.get(q, 100),
-                               max(phase_data[o][q] - b.get(q, 100), 0.01))
-                         if ref in phase_data else ""))
+                               phase_data[o][q] - b.get(q, 100))
+                         if ref in phase_data and phase_data[o][q] - b.get(q, 100) >= 0.1
+                         else ""))
     rows.append(("Requests/s at a 100 ms upstream, 100 concurrent",
                  f"{ov[o]['rps']:,.0f}", f"{ov[c]['rps']:,.0f}" if c in ov else "pending (issue 5)",
                  f"{ov[ref]['rps']:,.1f}", ratio(ov[o]["rps"], ov[ref]["rps"])))

@@ -3,8 +3,9 @@
 
 use std::time::Duration;
 
+use crate::common::server::{TestFake, TestServer};
 use chrono::{TimeDelta, Utc};
-use domaintools_fake::{FakeApi, RunningFake, DEMO_API_KEY};
+use domaintools_fake::{FakeApi, DEMO_API_KEY};
 use serde_json::{json, Map, Value};
 
 fn line(domain: &str) -> Map<String, Value> {
@@ -14,7 +15,7 @@ fn line(domain: &str) -> Map<String, Value> {
     object
 }
 
-async fn get(fake: &RunningFake, feed: &str, query: &[(&str, &str)]) -> (u16, Vec<Value>) {
+async fn get(fake: &TestFake, feed: &str, query: &[(&str, &str)]) -> (u16, Vec<Value>) {
     let response = reqwest::Client::new()
         .get(format!("{}/v1/feed/{feed}/", fake.base_url()))
         .header("X-Api-Key", DEMO_API_KEY)
@@ -51,7 +52,7 @@ async fn a_session_answers_the_last_hour_then_only_what_is_new() {
         now - TimeDelta::minutes(5),
         [line("a.example"), line("b.example")],
     );
-    let fake = api.spawn().await.expect("spawn");
+    let fake = TestServer::builder().fake(api.clone()).start_fake().await;
 
     let response = reqwest::Client::new()
         .get(format!("{}/v1/feed/nod/?sessionID=s1", fake.base_url()))
@@ -97,7 +98,7 @@ async fn pages_are_206_until_the_identical_request_gets_200() {
     let now = Utc::now();
     let names: Vec<String> = (0..7).map(|i| format!("d{i}.example")).collect();
     api.push_feed_lines("nod", now, names.iter().map(|name| line(name)));
-    let fake = api.spawn().await.expect("spawn");
+    let fake = TestServer::builder().fake(api.clone()).start_fake().await;
 
     let mut seen = Vec::new();
     let mut statuses = Vec::new();
@@ -140,7 +141,7 @@ async fn windows_filters_and_errors() {
     };
     api.push_feed_lines("domainrisk", now, [risky, calm]);
     api.push_feed_lines("domainhotlist", now, [line("hot.example")]);
-    let fake = api.spawn().await.expect("spawn");
+    let fake = TestServer::builder().fake(api.clone()).start_fake().await;
 
     let (_, lines) = get(&fake, "nod", &[("after", "-14400"), ("before", "-3600")]).await;
     assert_eq!(domains(&lines), ["three.example"]);
@@ -205,11 +206,10 @@ async fn windows_filters_and_errors() {
 
 #[tokio::test]
 async fn the_demo_replays_recorded_lines_with_fresh_timestamps() {
-    let fake = FakeApi::new()
-        .with_feed_replay(Duration::from_secs(60))
-        .spawn()
-        .await
-        .expect("spawn");
+    let fake = TestServer::builder()
+        .fake(FakeApi::new().with_feed_replay(Duration::from_secs(60)))
+        .start_fake()
+        .await;
     let recorded: Vec<String> = domaintools_fake::recorded_feed_lines("nod")
         .iter()
         .map(|line| line["domain"].as_str().expect("domain").to_owned())

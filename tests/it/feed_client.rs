@@ -3,10 +3,11 @@
 
 use std::time::Duration;
 
+use crate::common::server::{TestFake, TestServer};
 use chrono::{TimeDelta, Utc};
 use domaintools::feeds::{Bound, Feed, FeedClient, FeedClientConfig, FeedError, FeedQuery};
 use domaintools::SecretString;
-use domaintools_fake::{FakeApi, Fault, RunningFake, DEMO_API_KEY};
+use domaintools_fake::{FakeApi, Fault, DEMO_API_KEY};
 use serde_json::{json, Map, Value};
 
 fn line(domain: &str) -> Map<String, Value> {
@@ -16,7 +17,7 @@ fn line(domain: &str) -> Map<String, Value> {
     object
 }
 
-fn client(fake: &RunningFake, key: &str) -> FeedClient {
+fn client(fake: &TestFake, key: &str) -> FeedClient {
     let mut config = FeedClientConfig::new(SecretString::from(key.to_owned()), "test");
     config.base_url = fake.base_url();
     config.read_timeout = Duration::from_secs(5);
@@ -40,7 +41,7 @@ async fn a_cursor_follows_206_pages_to_the_200_and_then_only_new_lines() {
     let api = FakeApi::new().with_feed_page_lines(4);
     let names: Vec<String> = (0..10).map(|i| format!("d{i:02}.example")).collect();
     api.push_feed_lines("nod", Utc::now(), names.iter().map(|name| line(name)));
-    let fake = api.spawn().await.expect("spawn");
+    let fake = TestServer::builder().fake(api.clone()).start_fake().await;
     let client = client(&fake, DEMO_API_KEY);
 
     let query = FeedQuery::session("cursor-1");
@@ -83,7 +84,7 @@ async fn windows_backfill_what_a_cursor_missed() {
     let now = Utc::now();
     api.push_feed_lines("noh", now - TimeDelta::hours(4), [line("a.b.example")]);
     api.push_feed_lines("noh", now - TimeDelta::hours(2), [line("c.d.example")]);
-    let fake = api.spawn().await.expect("spawn");
+    let fake = TestServer::builder().fake(api.clone()).start_fake().await;
     let client = client(&fake, DEMO_API_KEY);
     let window = FeedQuery::window(
         Bound::At(now - TimeDelta::hours(5)),
@@ -98,7 +99,7 @@ async fn windows_backfill_what_a_cursor_missed() {
 #[tokio::test]
 async fn the_feeds_errors_are_typed() {
     let api = FakeApi::new();
-    let fake = api.spawn().await.expect("spawn");
+    let fake = TestServer::builder().fake(api.clone()).start_fake().await;
     let wrong = client(&fake, "not-the-key");
     match collect(&wrong, Feed::Nod, &FeedQuery::session("x")).await {
         Err(FeedError::Api { status: 403, .. }) => {}

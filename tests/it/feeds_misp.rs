@@ -17,6 +17,7 @@ use domaintools_fake::{FakeApi, DEMO_API_KEY};
 use serde_json::{json, Map, Value};
 
 use crate::common::child::ChildServer;
+use crate::common::server::TestServer;
 
 const TOKEN: &str = "feeds-token-for-tests";
 
@@ -209,7 +210,7 @@ async fn served_feeds_load_in_pymisp_agree_with_their_hashes_and_survive_a_resta
         minutes_ago(30),
         domaintools_fake::synthetic_ip_feed_lines("iprisk"),
     );
-    let fake = api.spawn().await.expect("fake");
+    let fake = TestServer::builder().fake(api.clone()).start_fake().await;
     let dir = tempfile::tempdir().expect("tempdir");
     // Patterns that keep every domain pushed: they must not reach the IP feeds.
     let filters = [
@@ -397,7 +398,7 @@ async fn an_hour_of_nod_keeps_memory_flat() {
     const PER_HOUR: usize = 200_000 / 24;
     const ROUNDS: usize = 6;
     let api = FakeApi::new();
-    let fake = api.spawn().await.expect("fake");
+    let fake = TestServer::builder().fake(api.clone()).start_fake().await;
     let dir = tempfile::tempdir().expect("tempdir");
     let feeds = Feeds::start(&fake.base_url(), dir.path(), &[]).await;
     let per_round = PER_HOUR / ROUNDS;
@@ -489,15 +490,6 @@ fn feeds_without_a_token_or_with_an_unknown_feed_refuse_to_start() {
 }
 
 /// A Redis on a free port, stopped when dropped.
-struct Redis(std::process::Child);
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// Two replicas with the same `--feeds` on one directory and one Redis: one polls each cursor
 /// (half the calls two pollers would make), and when it dies the other takes over.
 #[tokio::test]
@@ -505,33 +497,10 @@ async fn two_replicas_poll_each_cursor_once() {
     if !crate::common::redis_present() {
         return;
     }
-    let port = crate::common::child::free_port();
-    let redis = Redis(
-        Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-            ])
-            .args(["--appendonly", "no"])
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .expect("redis-server starts"),
-    );
-    let lock = format!("redis://127.0.0.1:{port}/0");
-    let started = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "redis did not start"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let redis = crate::common::redis::RedisServer::start(&[]).await;
+    let lock = redis.url();
     let api = FakeApi::new();
-    let fake = api.spawn().await.expect("fake");
+    let fake = TestServer::builder().fake(api.clone()).start_fake().await;
     let dir = tempfile::tempdir().expect("tempdir");
     let args = ["--feeds-lock-url", lock.as_str()];
     let first = Feeds::start(&fake.base_url(), dir.path(), &args).await;

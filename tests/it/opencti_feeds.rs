@@ -27,6 +27,7 @@ use crate::common::opencti::{
     BrokerInfo, FakeOpencti, PlatformQueues, CONNECTOR_ID, CONNECTOR_USER_ID, TOKEN,
 };
 use crate::common::rabbitmq::{RabbitMq, PASS, USER as BROKER_USER};
+use crate::common::server::TestServer;
 use crate::common::stix_check::{check_with_stix2, validate_strict};
 
 fn object(value: Value) -> Map<String, Value> {
@@ -247,7 +248,7 @@ async fn sealed_buckets_reach_opencti_once_through_rabbitmq_and_a_restart_sends_
         minutes_ago(30),
         domaintools_fake::synthetic_ip_feed_lines("iprisk"),
     );
-    let fake = api.spawn().await.unwrap();
+    let fake = TestServer::builder().fake(api.clone()).start_fake().await;
     let dir = tempfile::tempdir().unwrap();
     let feeds = [
         Feed::Nod,
@@ -454,7 +455,7 @@ async fn over_the_api_a_big_bucket_goes_in_bounded_bundles() {
         .map(|i| domain(&format!("d{i}.example.com")))
         .collect();
     api.push_feed_lines("nod", minutes_ago(30), lines);
-    let fake = api.spawn().await.unwrap();
+    let fake = TestServer::builder().fake(api.clone()).start_fake().await;
     let dir = tempfile::tempdir().unwrap();
     let _pollers = pollers(&fake.base_url(), dir.path(), &[Feed::Nod]);
     let platform = FakeOpencti::start().await;

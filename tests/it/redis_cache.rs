@@ -4,63 +4,19 @@
 //! Needs `redis-server` (Debian package `redis-server`, installed by `.ci/run`). Without it the
 //! test fails in CI and is skipped, with a notice, elsewhere.
 
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use domaintools_fake::{FakeApi, Fault};
 use serde_json::{json, Value};
 
 use crate::common::child::{free_port, ChildServer};
+use crate::common::redis::RedisServer;
 use crate::common::redis_present;
 use crate::common::server::{sum_metric, TestFake, TestServer};
 
 const USER: &str = "replica-test";
 const KEY: &str = "SECRET-replica-key-42";
 const CACHE_SECRET: &str = "SECRET-shared-by-the-replicas";
-
-struct Process(Child);
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-async fn wait_for(what: &str, mut ready: impl FnMut() -> bool) {
-    let started = Instant::now();
-    while !ready() {
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "{what} did not start"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-fn start_redis(port: u16) -> Process {
-    start_redis_with(port, &[])
-}
-
-fn start_redis_with(port: u16, more: &[&str]) -> Process {
-    let child = Command::new("redis-server")
-        .args([
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ])
-        .args(more)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    Process(child)
-}
 
 /// A replica: the real binary, with the server's own credentials, in front of the fake API
 /// and sharing `redis_port`'s Redis.
@@ -129,13 +85,9 @@ async fn metric(http: &reqwest::Client, port: u16, prefix: &str) -> f64 {
     sum_metric(&text, prefix)
 }
 
-async fn started_redis() -> (Process, u16) {
-    let redis_port = free_port();
-    let redis = start_redis(redis_port);
-    wait_for("redis", || {
-        std::net::TcpStream::connect(("127.0.0.1", redis_port)).is_ok()
-    })
-    .await;
+async fn started_redis() -> (RedisServer, u16) {
+    let redis = RedisServer::start(&[]).await;
+    let redis_port = redis.port;
     (redis, redis_port)
 }
 
@@ -395,7 +347,9 @@ async fn forged_foreign_and_oversized_entries_are_refused_and_counted() {
 
 /// Three replicas in front of one Redis and one fake API, with an account allowed `per_minute`
 /// Iris Investigate calls a minute.
-async fn three_replicas(per_minute: u32) -> (FakeApi, TestFake, Process, u16, Vec<ChildServer>) {
+async fn three_replicas(
+    per_minute: u32,
+) -> (FakeApi, TestFake, RedisServer, u16, Vec<ChildServer>) {
     let running = TestServer::builder()
         .fake(
             FakeApi::new()
@@ -611,7 +565,8 @@ async fn an_acl_user_in_the_url_is_used_and_never_shown() {
     let port = free_port();
     let password_rule = format!(">{PASSWORD}");
     // The default user is off: only `replica`, with its password, may use this Redis.
-    let _redis = start_redis_with(
+    let _redis = RedisServer::start_on(
+        port,
         port,
         &[
             "--user",
@@ -625,10 +580,7 @@ async fn an_acl_user_in_the_url_is_used_and_never_shown() {
             "&*",
             "+@all",
         ],
-    );
-    wait_for("redis", || {
-        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-    })
+    )
     .await;
     let http = reqwest::Client::builder()
         .no_proxy()
@@ -690,8 +642,9 @@ async fn a_tls_redis_behind_a_corporate_ca_needs_the_ca_file() {
     let ca_file = ca_file.to_str().unwrap();
     let tls_port = free_port();
     // TLS only: `--port 0` closes the plain port, so nothing can reach it in clear.
-    let _redis = start_redis_with(
+    let _redis = RedisServer::start_on(
         0,
+        tls_port,
         &[
             "--tls-port",
             &tls_port.to_string(),
@@ -704,10 +657,7 @@ async fn a_tls_redis_behind_a_corporate_ca_needs_the_ca_file() {
             "--requirepass",
             PASSWORD,
         ],
-    );
-    wait_for("redis over TLS", || {
-        std::net::TcpStream::connect(("127.0.0.1", tls_port)).is_ok()
-    })
+    )
     .await;
     let url = format!("rediss://:{PASSWORD}@127.0.0.1:{tls_port}/0");
 

@@ -11,6 +11,7 @@ pub mod opencti;
 pub mod opencti_schema;
 pub mod pymisp_check;
 pub mod rabbitmq;
+pub mod redis;
 pub mod server;
 pub mod stix_check;
 pub mod strategies;

@@ -197,9 +197,13 @@ fn feeds_service(
     forced_key: Option<crate::config::Secret>,
 ) -> anyhow::Result<Option<crate::feeds::FeedsService>> {
     use anyhow::Context as _;
-    let Some(settings) = feeds_settings(config, true)? else {
+    let Some(mut settings) = feeds_settings(config, true)? else {
         return Ok(None);
     };
+    if forced_key.is_some() {
+        // Demo mode: the feeds come from the built-in fake on loopback, never via a proxy.
+        settings.proxy = Proxy::None;
+    }
     let api_key = forced_key
         .or_else(|| config.api_key.clone())
         .context("--feeds needs the DomainTools API key (--api-key / DOMAINTOOLS_API_KEY)")?;
@@ -286,6 +290,10 @@ pub(crate) fn feeds_settings(
     }
     let settings = crate::feeds::FeedsSettings {
         roots: extra_roots(config)?,
+        proxy: match &config.proxy {
+            Some(url) => Proxy::Url(url.clone()),
+            None => Proxy::FromEnvironment,
+        },
         lock_url: config.feeds_lock_url.clone(),
         domains,
         minimums,

@@ -61,6 +61,8 @@ pub struct FeedsSettings {
     /// Authorities trusted besides the built-in roots (`--ca-file`), for the feeds API and
     /// a `rediss://` lock.
     pub roots: ExtraRoots,
+    /// The outbound proxy for the feeds API (`--proxy`; none in demo mode).
+    pub proxy: domaintools::Proxy,
 }
 
 /// The running feeds: pollers in the background, the directory served. Cheap to clone.
@@ -133,6 +135,7 @@ impl FeedsService {
         let mut client_config = FeedClientConfig::new(api_key.clone(), env!("CARGO_PKG_VERSION"));
         client_config.base_url = api_url.to_owned();
         client_config.roots = settings.roots.clone();
+        client_config.proxy = settings.proxy.clone();
         let client = FeedClient::new(client_config)?;
         let service = Self {
             inner: Arc::new(Inner {

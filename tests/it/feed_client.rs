@@ -146,3 +146,84 @@ async fn the_feeds_errors_are_typed() {
         .iter()
         .all(|(name, value)| name != "api_key" && value != DEMO_API_KEY)));
 }
+
+/// A loopback HTTP server answering every request with `app`; its base URL.
+async fn serve_loopback(app: axum::Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    url
+}
+
+#[tokio::test]
+async fn a_redirect_is_an_error_and_the_key_goes_nowhere_else() {
+    use axum::response::IntoResponse as _;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    // `X-Api-Key` is no header reqwest drops on a cross-host redirect: following one would
+    // hand the key to whoever the Location names.
+    let reached = Arc::new(AtomicUsize::new(0));
+    let counter = reached.clone();
+    let elsewhere = serve_loopback(axum::Router::new().fallback(move || {
+        counter.fetch_add(1, Ordering::SeqCst);
+        async { "{\"domain\": \"stolen.example\"}\n" }
+    }))
+    .await;
+    for status in [301u16, 302, 307, 308] {
+        let target = format!("{elsewhere}/v1/feed/nod/");
+        let redirector = serve_loopback(axum::Router::new().fallback(move || {
+            let target = target.clone();
+            async move {
+                (
+                    axum::http::StatusCode::from_u16(status).unwrap(),
+                    [(axum::http::header::LOCATION, target)],
+                )
+                    .into_response()
+            }
+        }))
+        .await;
+        let mut config = FeedClientConfig::new(SecretString::from(DEMO_API_KEY.to_owned()), "t");
+        config.base_url = redirector;
+        let client = FeedClient::new(config).expect("client");
+        match collect(&client, Feed::Nod, &FeedQuery::session("r")).await {
+            Err(FeedError::Api { status: got, .. }) => assert_eq!(got, status),
+            other => panic!("a {status} must be an error, got {other:?}"),
+        }
+    }
+    assert_eq!(reached.load(Ordering::SeqCst), 0, "a redirect was followed");
+}
+
+#[tokio::test]
+async fn the_feeds_go_through_the_configured_proxy() {
+    use std::sync::{Arc, Mutex};
+    // A forward proxy that answers itself: plain-HTTP requests reach it in absolute form.
+    let seen = Arc::new(Mutex::new(Vec::<String>::new()));
+    let log = seen.clone();
+    let proxy = serve_loopback(axum::Router::new().fallback(
+        move |request: axum::extract::Request| {
+            log.lock().unwrap().push(request.uri().to_string());
+            async {
+                (
+                    [(axum::http::header::CONTENT_TYPE, "application/x-ndjson")],
+                "{\"timestamp\": \"2026-12-01T00:00:00Z\", \"domain\": \"via-proxy.example\"}\n",
+                )
+            }
+        },
+    ))
+    .await;
+    let mut config = FeedClientConfig::new(SecretString::from(DEMO_API_KEY.to_owned()), "t");
+    // Nothing listens there: only the proxy can answer.
+    config.base_url = "http://192.0.2.1:9".to_owned();
+    config.proxy = domaintools::Proxy::Url(SecretString::from(proxy));
+    let client = FeedClient::new(config).expect("client");
+    let domains = collect(&client, Feed::Nod, &FeedQuery::session("p"))
+        .await
+        .expect("the proxy's answer");
+    assert_eq!(domains, ["via-proxy.example"]);
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert!(
+        seen[0].starts_with("http://192.0.2.1:9/v1/feed/nod/"),
+        "{seen:?}"
+    );
+}

@@ -89,6 +89,7 @@ fn pollers(api_url: &str, dir: &Path, feeds: &[Feed]) -> FeedsService {
         poll_interval: Duration::from_secs(1),
         lock_url: None,
         roots: domaintools::ExtraRoots::none(),
+        proxy: domaintools::Proxy::None,
         domains: Vec::new(),
         minimums: Vec::new(),
         store: StoreSettings {

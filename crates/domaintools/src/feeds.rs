@@ -407,6 +407,8 @@ pub struct FeedClientConfig {
     pub read_timeout: Duration,
     /// Authorities trusted besides the built-in roots (`--ca-file`).
     pub roots: crate::tls::ExtraRoots,
+    /// The outbound proxy (`--proxy`), as for the API client.
+    pub proxy: crate::Proxy,
 }
 
 impl fmt::Debug for FeedClientConfig {
@@ -431,6 +433,7 @@ impl FeedClientConfig {
             connect_timeout: Duration::from_secs(5),
             read_timeout: Duration::from_secs(60),
             roots: crate::tls::ExtraRoots::none(),
+            proxy: crate::Proxy::FromEnvironment,
         }
     }
 }
@@ -464,7 +467,19 @@ impl FeedClient {
         let mut builder = reqwest::Client::builder()
             .user_agent(concat!("misp-domaintools/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(config.connect_timeout)
-            .read_timeout(config.read_timeout);
+            .read_timeout(config.read_timeout)
+            // `X-Api-Key` is no header reqwest strips on a redirect to another host: a
+            // redirect is an error (its status and text), never followed.
+            .redirect(reqwest::redirect::Policy::none());
+        builder = match &config.proxy {
+            crate::Proxy::FromEnvironment => builder,
+            crate::Proxy::None => builder.no_proxy(),
+            // The URL may hold a password: the error names the setting, not the value.
+            crate::Proxy::Url(url) => builder.proxy(
+                reqwest::Proxy::all(url.expose_secret())
+                    .map_err(|_| FeedError::Config("the proxy URL cannot be parsed".into()))?,
+            ),
+        };
         for root in config.roots.reqwest_certificates() {
             builder = builder.add_root_certificate(root);
         }

@@ -499,6 +499,20 @@ async fn a_stop_on_the_callback_answers_202_only_for_work_done() {
             calls.iter().filter(|c| c.field == "toReceived").count() >= 2
         })
         .await;
+    // Every POST must have reached the connector before the stop (a work under way, or
+    // answered "busy"): one still being sent when the listener closes is refused, and that
+    // is the worker's retry, not the behaviour under test.
+    let arrived = std::time::Instant::now();
+    while posts.iter().filter(|post| post.is_finished()).count()
+        + platform.calls_to("toReceived").len()
+        < works.len()
+    {
+        assert!(
+            arrived.elapsed() < Duration::from_secs(10),
+            "the posts did not all reach the connector"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let stopping = std::time::Instant::now();
     connector.stop().await.unwrap();
     let took = stopping.elapsed();

@@ -61,7 +61,7 @@ pub(crate) fn build_state(
             ttl: Duration::from_secs(config.reply_cache_ttl),
             max_bytes: config.reply_cache_size_mb.saturating_mul(1024 * 1024),
         },
-        feeds: feeds_service(config, &api_url_for_feeds, forced_key)?,
+        feeds: feeds_service(config, &api_url_for_feeds, forced_key, forced.is_some())?,
         ..Options::default()
     };
     Ok(AppState::new(registry, client, options))
@@ -195,12 +195,13 @@ fn feeds_service(
     config: &Config,
     api_url: &str,
     forced_key: Option<crate::config::Secret>,
+    demo: bool,
 ) -> anyhow::Result<Option<crate::feeds::FeedsService>> {
     use anyhow::Context as _;
     let Some(mut settings) = feeds_settings(config, true)? else {
         return Ok(None);
     };
-    if forced_key.is_some() {
+    if demo {
         // Demo mode: the feeds come from the built-in fake on loopback, never via a proxy.
         settings.proxy = Proxy::None;
     }

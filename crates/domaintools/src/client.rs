@@ -52,6 +52,26 @@ pub enum Proxy {
     Url(SecretString),
 }
 
+/// The proxy URL could not be parsed (the value is not shown: it may hold a password).
+#[derive(Debug)]
+pub(crate) struct UnparsableProxy;
+
+impl Proxy {
+    /// `builder` set up to reach its peer as this says: the API client and the feeds client
+    /// share it.
+    pub(crate) fn configure(
+        &self,
+        builder: reqwest::ClientBuilder,
+    ) -> Result<reqwest::ClientBuilder, UnparsableProxy> {
+        Ok(match self {
+            Proxy::FromEnvironment => builder,
+            Proxy::None => builder.no_proxy(),
+            Proxy::Url(url) => builder
+                .proxy(reqwest::Proxy::all(url.expose_secret()).map_err(|_| UnparsableProxy)?),
+        })
+    }
+}
+
 /// `url` as it may be shown in logs and errors: a password in it is replaced by `****`; a URL
 /// that cannot be parsed is not shown at all (it may hold one anyway).
 pub fn redacted_url(url: &str) -> String {
@@ -218,15 +238,10 @@ impl Client {
             .pool_idle_timeout(Duration::from_secs(60))
             // A redirect would carry the signed request elsewhere: it is an error instead.
             .redirect(reqwest::redirect::Policy::none());
-        builder = match &config.proxy {
-            Proxy::FromEnvironment => builder,
-            Proxy::None => builder.no_proxy(),
-            // The URL may hold a password: the error names the setting, not the value.
-            Proxy::Url(url) => builder.proxy(
-                reqwest::Proxy::all(url.expose_secret())
-                    .map_err(|_| Error::Config("the proxy URL cannot be parsed".to_owned()))?,
-            ),
-        };
+        builder = config
+            .proxy
+            .configure(builder)
+            .map_err(|_| Error::Config("the proxy URL cannot be parsed".to_owned()))?;
         let roots = match &config.extra_roots_pem {
             Some(pem) => ExtraRoots::from_pem(pem)?,
             None => ExtraRoots::none(),

@@ -471,15 +471,10 @@ impl FeedClient {
             // `X-Api-Key` is no header reqwest strips on a redirect to another host: a
             // redirect is an error (its status and text), never followed.
             .redirect(reqwest::redirect::Policy::none());
-        builder = match &config.proxy {
-            crate::Proxy::FromEnvironment => builder,
-            crate::Proxy::None => builder.no_proxy(),
-            // The URL may hold a password: the error names the setting, not the value.
-            crate::Proxy::Url(url) => builder.proxy(
-                reqwest::Proxy::all(url.expose_secret())
-                    .map_err(|_| FeedError::Config("the proxy URL cannot be parsed".into()))?,
-            ),
-        };
+        builder = config
+            .proxy
+            .configure(builder)
+            .map_err(|_| FeedError::Config("the proxy URL cannot be parsed".into()))?;
         for root in config.roots.reqwest_certificates() {
             builder = builder.add_root_certificate(root);
         }

@@ -16,6 +16,8 @@ use domaintools::ExposeSecret as _;
 
 /// The longest error text kept from a platform answer.
 const MAX_ERROR_LEN: usize = 300;
+/// The largest platform answer read (an entity with its STIX export stays far below).
+const MAX_ANSWER_BYTES: usize = 64 * 1024 * 1024;
 
 /// A platform release, as far as the connector's documents depend on it. What each field
 /// tells was read in the platform's schema of each release (6.0.0, 6.5.6, 6.5.7, 6.8.8, 6.8.9,
@@ -620,10 +622,22 @@ impl Platform {
             .await
             .map_err(|e| PlatformError::Transport(domaintools::error::reqwest_chain(e)))?;
         let status = response.status();
-        let bytes = response
-            .bytes()
+        // A wrong URL, or a proxy in between, may stream without end: read at most this much.
+        let mut response = response;
+        let mut bytes = Vec::new();
+        while let Some(chunk) = response
+            .chunk()
             .await
-            .map_err(|e| PlatformError::Transport(domaintools::error::reqwest_chain(e)))?;
+            .map_err(|e| PlatformError::Transport(domaintools::error::reqwest_chain(e)))?
+        {
+            if bytes.len() + chunk.len() > MAX_ANSWER_BYTES {
+                return Err(PlatformError::Decode(format!(
+                    "the answer is larger than {} MiB",
+                    MAX_ANSWER_BYTES / 1024 / 1024
+                )));
+            }
+            bytes.extend_from_slice(&chunk);
+        }
         if !status.is_success() {
             return Err(PlatformError::Status {
                 status: status.as_u16(),
@@ -800,5 +814,38 @@ fn shorten(text: &str) -> String {
     match text.char_indices().nth(MAX_ERROR_LEN) {
         Some((end, _)) => format!("{}…", &text[..end]),
         None => text.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn an_endless_answer_is_cut_at_the_cap() {
+        // 1 MiB chunks past the cap, never a complete JSON document.
+        let chunk = axum::body::Bytes::from(vec![b' '; 1024 * 1024]);
+        let app = axum::Router::new().fallback(move || {
+            let chunk = chunk.clone();
+            async move {
+                let chunks = (0..MAX_ANSWER_BYTES / chunk.len() + 8)
+                    .map(move |_| Ok::<_, std::convert::Infallible>(chunk.clone()));
+                axum::body::Body::from_stream(futures_util::stream::iter(chunks))
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let mut platform = Platform::new(
+            &url,
+            crate::config::Secret::from("token"),
+            Duration::from_secs(30),
+            &domaintools::ExtraRoots::none(),
+        )
+        .unwrap();
+        match platform.learn_release().await {
+            Err(PlatformError::Decode(text)) => assert!(text.contains("larger than"), "{text}"),
+            other => panic!("expected the cap, got {other:?}"),
+        }
     }
 }
